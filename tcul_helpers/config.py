@@ -1,0 +1,274 @@
+"""One configuration object for every run, and the three profiles.
+
+``paper`` holds the paper's exact hyper-parameters (Sec. 4.1, Algorithm 1); ``classroom``
+(the default) and ``smoke`` override what they must to run on a laptop CPU in minutes or
+seconds. Every notebook and command takes a profile; ``--set key=value`` overrides fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import TCULError
+
+PROFILES = ("smoke", "classroom", "paper")
+DEFAULT_PROFILE = "classroom"
+
+#: The method variants the kit runs side by side (method-notes.md, "Variants").
+VARIANTS: dict[str, dict[str, Any]] = {
+    "tcul": {"selection": "temporal", "centers": "update", "finetune_from": "previous"},
+    "sul": {"selection": "similarity", "centers": "update", "finetune_from": "previous"},
+    "pul": {"selection": "similarity", "centers": "kmeans", "finetune_from": "source"},
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every hyper-parameter of a run. Defaults are the paper's (the ``paper`` profile)."""
+
+    profile: str = "paper"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+
+    # --- data --------------------------------------------------------------------------
+    source: str = "market1501"  # dataset name: market1501 | dukemtmc | msmt17 | synthetic
+    source_root: str = "data/market1501"
+    target: str = "dukemtmc"
+    target_root: str = "data/dukemtmc"
+    world_scale: str = "classroom"  # synthetic world size preset: smoke | classroom | market-like
+
+    # --- model and input ---------------------------------------------------------------
+    arch: str = "resnet50"  # resnet50 | resnet18 | compact
+    height: int = 256
+    width: int = 128
+    embedding_dim: int = 2048  # the first FC after GAP -> BN -> ReLU
+    imagenet_init: bool = True  # use torchvision's ImageNet weights if cached locally
+
+    # --- source baseline (Sec. 4.1) ----------------------------------------------------
+    source_epochs: int = 150
+    source_lr: float = 1e-4  # Adam
+    source_margin: float = 0.5
+    num_instances_source: int = 8
+
+    # --- batches: P identities x K images (16 x 8 in the paper) ------------------------
+    batch_ids: int = 16
+    batch_instances: int = 8
+
+    # --- Algorithm 1 -------------------------------------------------------------------
+    n_iter: int = 10
+    n_clusters: int = 750  # K
+    lambda_fr: int = 100
+    lambda_c: float = 0.5
+    beta: float = 1e-6
+    margin: float = 0.5  # m of Eq. 4
+    selection: str = "temporal"  # temporal (TCUL) | similarity (SUL/PUL) | none
+    centers: str = "update"  # update (Eq. 6-7) | kmeans (PUL-style re-clustering)
+    finetune_from: str = "previous"  # previous | source (PUL fine-tunes from f_theta0)
+    sim_threshold: float = 0.85
+    singletons: str = "drop"  # drop | replace: pseudo-ids with one kept image
+    kmeans_iters: int = 30
+
+    # --- target fine-tuning (Sec. 4.1) -------------------------------------------------
+    target_epochs: int = 20
+    target_lr: float = 5e-4  # SGD
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    random_erasing: float = 0.5
+    flip: float = 0.5
+
+    # --- machinery ---------------------------------------------------------------------
+    eval_batch_size: int = 256
+    num_workers: int = 4
+    amp: bool = True  # mixed precision on CUDA only
+    extra: dict = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied, each checked against the field's type."""
+        return apply_overrides(self, changes)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the full resolved configuration as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        """Read a configuration written by :meth:`save`."""
+        data = json.loads(Path(path).read_text())
+        return cls(**data)
+
+
+_SYNTHETIC = dict(
+    source="synthetic",
+    source_root="data/generated/{scale}/source",
+    target="synthetic",
+    target_root="data/generated/{scale}/target",
+)
+
+_PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "classroom": dict(
+        _SYNTHETIC,
+        world_scale="classroom",
+        arch="compact",
+        height=64,
+        width=32,
+        embedding_dim=128,
+        imagenet_init=False,
+        source_epochs=12,
+        source_lr=1e-3,
+        n_iter=5,
+        n_clusters=200,
+        lambda_fr=100,
+        target_epochs=2,
+        target_lr=1e-2,
+        batch_ids=16,
+        batch_instances=4,
+        num_instances_source=4,
+        kmeans_iters=30,
+        num_workers=0,
+    ),
+    "smoke": dict(
+        _SYNTHETIC,
+        world_scale="smoke",
+        arch="compact",
+        height=32,
+        width=16,
+        embedding_dim=32,
+        imagenet_init=False,
+        source_epochs=1,
+        source_lr=1e-3,
+        n_iter=2,
+        n_clusters=12,
+        lambda_fr=100,
+        target_epochs=1,
+        target_lr=1e-2,
+        batch_ids=4,
+        batch_instances=4,
+        num_instances_source=4,
+        kmeans_iters=10,
+        eval_batch_size=64,
+        num_workers=0,
+    ),
+}
+
+
+def get_config(profile: str | None = None, **overrides: Any) -> Config:
+    """The configuration of ``profile`` (default: ``$TCUL_PROFILE`` or ``classroom``).
+
+    ``overrides`` replace fields, e.g. ``get_config("smoke", lambda_fr=50)``. A ``variant``
+    override (``tcul``, ``sul``, ``pul``) sets selection, centres and fine-tuning start.
+    """
+    profile = profile or os.environ.get("TCUL_PROFILE", DEFAULT_PROFILE)
+    if profile not in PROFILES:
+        raise TCULError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+    base = dict(_PROFILE_OVERRIDES[profile])
+    scale = base.get("world_scale", "classroom")
+    for key in ("source_root", "target_root"):
+        if key in base:
+            base[key] = base[key].format(scale=scale)
+    cfg = Config(profile=profile, **base)
+    variant = overrides.pop("variant", None)
+    if variant is not None:
+        cfg = apply_overrides(cfg, variant_settings(variant))
+    return apply_overrides(cfg, overrides)
+
+
+def variant_settings(variant: str) -> dict[str, Any]:
+    """Selection, centre and fine-tuning settings of a named variant (tcul | sul | pul)."""
+    if variant not in VARIANTS:
+        raise TCULError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
+    return dict(VARIANTS[variant])
+
+
+_CHOICES = {
+    "device": ("auto", "cpu", "cuda"),
+    "arch": ("resnet50", "resnet18", "compact"),
+    "selection": ("temporal", "similarity", "none"),
+    "centers": ("update", "kmeans"),
+    "finetune_from": ("previous", "source"),
+    "singletons": ("drop", "replace"),
+    "world_scale": ("smoke", "classroom", "market-like"),
+}
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        try:
+            if kind is bool:
+                low = text.lower()
+                if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(text)
+                return low in ("1", "true", "yes", "on")
+            if kind is dict:
+                return json.loads(text)
+            return kind(text)
+        except ValueError:
+            raise TCULError(
+                f"bad value {value!r} for {name}: expected {kind.__name__}"
+            ) from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TCULError(f"bad value {value!r} for {name}: expected {kind.__name__}")
+    return value
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Apply ``{field: value}`` overrides (values may be strings, as from ``--set``)."""
+    kinds = {f.name: f.type for f in dataclasses.fields(Config)}
+    typemap = {"str": str, "int": int, "float": float, "bool": bool, "dict": dict}
+    changes: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if name not in kinds:
+            close = [k for k in kinds if name.lower() in k or k in name.lower()]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise TCULError(f"unknown setting {name!r}{hint}: see `python -m tcul_helpers config`")
+        value = _coerce(name, value, typemap[str(kinds[name])])
+        if name in _CHOICES and value not in _CHOICES[name]:
+            choices = ", ".join(_CHOICES[name])
+            raise TCULError(f"bad value {value!r} for {name}: use one of {choices}")
+        changes[name] = value
+    new = dataclasses.replace(cfg, **changes)
+    validate(new)
+    return new
+
+
+def validate(cfg: Config) -> None:
+    """Reject settings the method cannot run with, naming the fix."""
+    if cfg.n_clusters < 1:
+        raise TCULError(f"n_clusters (K) must be >= 1, got {cfg.n_clusters}")
+    if cfg.lambda_fr < 0:
+        raise TCULError(f"lambda_fr must be >= 0, got {cfg.lambda_fr}")
+    if not 0.0 <= cfg.lambda_c <= 1.0:
+        raise TCULError(f"lambda_c must be in [0, 1], got {cfg.lambda_c}")
+    if cfg.beta <= 0:
+        raise TCULError(f"beta must be > 0 (it avoids division by zero in Eq. 6), got {cfg.beta}")
+    if cfg.batch_ids < 2 or cfg.batch_instances < 2:
+        raise TCULError("batch_ids and batch_instances must be >= 2 to form triplets")
+    if cfg.n_iter < 0 or cfg.target_epochs < 0 or cfg.source_epochs < 0:
+        raise TCULError("n_iter, target_epochs and source_epochs must be >= 0")
+    if cfg.height < 16 or cfg.width < 8:
+        raise TCULError(f"input size {cfg.height}x{cfg.width} is too small: use at least 16x8")
+
+
+def parse_set(items: list[str]) -> dict[str, str]:
+    """Parse ``["key=value", ...]`` from ``--set`` into a dict (values stay strings)."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise TCULError(f"bad --set {item!r}: write key=value, e.g. --set lambda_fr=150")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out

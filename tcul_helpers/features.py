@@ -1,0 +1,93 @@
+"""Feature extraction: the embeddings ``z_i = f(x_i)`` of a list of images.
+
+Step (a) of Algorithm 1 and the retrieval features of the evaluation. The rows follow the
+order of ``records``; the features are the raw embeddings (the first FC of the head),
+*not* L2-normalised: normalisation, where the method needs it, happens in the clustering
+and selection code, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .config import Config
+from .device import autocast, is_cuda, memory_format, resolve_device, use_amp
+from .errors import TCULError
+from .image_dataset import ImageCache, ImageDataset, resolve_cache
+from .records import ImageRecord
+from .transforms import build_transforms
+
+
+def _embedding_dim(model: nn.Module) -> int | None:
+    dim = getattr(model, "embedding_dim", None)
+    return int(dim) if dim is not None else None
+
+
+def extract_features(
+    model: nn.Module,
+    records: Sequence[ImageRecord],
+    cfg: Config,
+    device: torch.device | str,
+    progress: bool = True,
+    image_cache: ImageCache | None = None,
+) -> np.ndarray:
+    """The embeddings ``f(x_i)`` of ``records`` as an N x D float32 array, in records order.
+
+    Runs the model in eval mode under ``torch.inference_mode`` in batches of
+    ``cfg.eval_batch_size`` (evaluation transforms: resize + normalise), with
+    ``cfg.num_workers`` loader workers; on CUDA it pins memory, uses channels-last inputs and,
+    when ``cfg.amp``, float16 autocast. The model's train/eval mode is restored afterwards.
+    ``image_cache``: an :class:`ImageCache` (of the config's size) reuses decoded images
+    across calls; ``None`` decodes each image for this single pass.
+    """
+    device = resolve_device(device)
+    if cfg.eval_batch_size < 1:
+        raise TCULError(f"eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
+    records = list(records)
+    if not records:
+        dim = _embedding_dim(model)
+        if dim is None:
+            raise TCULError("no records to extract features from: pass a non-empty list")
+        return np.zeros((0, dim), dtype=np.float32)
+    cache = None
+    if image_cache is not None:
+        cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width)
+    dataset = ImageDataset(records, build_transforms(cfg, train=False),
+                           cache=cache if cache is not None else False, progress=progress)
+    cuda = is_cuda(device)
+    workers = max(0, int(cfg.num_workers))
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.eval_batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=cuda,
+    )
+    amp = use_amp(device, cfg.amp)
+    fmt = memory_format(device)
+    out: np.ndarray | None = None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for images, _labels, index in tqdm(loader, desc="features", disable=not progress,
+                                               leave=False):
+                images = images.to(device, non_blocking=cuda, memory_format=fmt)
+                with autocast(device, amp):
+                    emb = model(images)
+                if isinstance(emb, tuple):
+                    emb = emb[0]
+                emb = emb.float().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(records), emb.shape[1]), dtype=np.float32)
+                out[index.numpy()] = emb
+    finally:
+        model.train(was_training)
+    assert out is not None
+    return out

@@ -1,0 +1,269 @@
+"""The re-id network f_theta: a CNN trunk and the paper's head, plus checkpoints.
+
+Head (Sec. 4.1): trunk feature map -> global average pooling -> BN -> ReLU -> FC
+(``embedding_dim``, 2048 in the paper: *the embedding*, used for clustering, selection and
+retrieval) -> FC (#source identities: the logits of the cross-entropy loss). For target
+fine-tuning the last FC is removed (:meth:`ReidNet.drop_classifier`).
+
+Architectures (``cfg.arch``):
+
+* ``resnet50`` - the paper's ResNet-50 trunk (2048 channels);
+* ``resnet18`` - the same head on ResNet-18 (512 channels);
+* ``compact`` - a small plain CNN for CPU classrooms: 4 stride-2 stages of 32-64-96-128
+  channels (conv3x3-BN-ReLU; stages 2-4 add a second conv3x3-BN-ReLU). A 64x32 input gives a
+  4x2 map, a 32x16 input a 2x1 map.
+
+``forward`` returns ``(embedding, logits)`` in train mode (``logits`` is ``None`` without a
+classifier) and the embedding alone in eval mode.
+
+ImageNet initialisation uses torchvision's weights only if the file already sits in the
+local torch hub cache; the kit never downloads anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from .device import memory_format
+from .errors import TCULError
+
+ARCHS = ("resnet50", "resnet18", "compact")
+CHECKPOINT_FORMAT = "tcul-checkpoint-v1"
+
+#: channel widths of the compact net's stages, and how many extra 3x3 convs each has
+COMPACT_WIDTHS = (32, 64, 96, 128)
+COMPACT_EXTRA_CONVS = (0, 1, 1, 1)
+
+_IMAGENET_WEIGHTS = {
+    "resnet50": ("ResNet50_Weights", ("IMAGENET1K_V1", "IMAGENET1K_V2")),
+    "resnet18": ("ResNet18_Weights", ("IMAGENET1K_V1",)),
+}
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def compact_trunk(widths: tuple[int, ...] = COMPACT_WIDTHS,
+                  extra_convs: tuple[int, ...] = COMPACT_EXTRA_CONVS) -> nn.Sequential:
+    """The compact CNN trunk: per stage a stride-2 conv3x3-BN-ReLU plus ``extra`` stride-1 ones."""
+    layers: list[nn.Module] = []
+    cin = 3
+    for width, extra in zip(widths, extra_convs, strict=True):
+        stage = _conv_bn_relu(cin, width, 2)
+        for _ in range(extra):
+            stage += _conv_bn_relu(width, width, 1)
+        layers.append(nn.Sequential(*stage))
+        cin = width
+    trunk = nn.Sequential(*layers)
+    for m in trunk.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return trunk
+
+
+def imagenet_weights_path(arch: str) -> Path:
+    """Where torchvision keeps the ImageNet weights of ``arch`` (the first accepted file)."""
+    return _imagenet_candidates(arch)[0]
+
+
+def _imagenet_candidates(arch: str) -> list[Path]:
+    if arch not in _IMAGENET_WEIGHTS:
+        raise TCULError(
+            f"no ImageNet weights exist for arch {arch!r}: set imagenet_init=false "
+            f"(ImageNet init is available for {', '.join(_IMAGENET_WEIGHTS)})"
+        )
+    enum_name, members = _IMAGENET_WEIGHTS[arch]
+    enum = getattr(torchvision.models, enum_name)
+    ckpt_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    return [ckpt_dir / os.path.basename(getattr(enum, m).url) for m in members]
+
+
+def load_imagenet_state(arch: str) -> dict[str, torch.Tensor]:
+    """The cached torchvision ImageNet state dict of ``arch``; missing -> TCULError, no download."""
+    for path in _imagenet_candidates(arch):
+        if path.is_file():
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # any unreadable file is the same problem
+                raise TCULError(
+                    f"ImageNet weights file {path} is unreadable ({type(exc).__name__}): "
+                    "replace it or set imagenet_init=false"
+                ) from None
+    expected = _imagenet_candidates(arch)[0]
+    raise TCULError(
+        f"ImageNet weights for {arch} are not in the local cache ({expected}): place the file "
+        "there or set imagenet_init=false; see data/README.md"
+    )
+
+
+def _resnet_trunk(arch: str, imagenet_init: bool) -> tuple[nn.Sequential, int]:
+    net = getattr(torchvision.models, arch)(weights=None)
+    if imagenet_init:
+        net.load_state_dict(load_imagenet_state(arch))
+    trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
+                          net.layer1, net.layer2, net.layer3, net.layer4)
+    return trunk, net.fc.in_features
+
+
+class ReidNet(nn.Module):
+    """Trunk -> GAP -> BN -> ReLU -> FC ``embedding_dim`` (embedding) -> FC ``num_classes``.
+
+    Train mode: ``forward(x) -> (embedding, logits)`` (``logits`` is ``None`` once the
+    classifier is dropped or when ``num_classes == 0``). Eval mode: ``forward(x) -> embedding``.
+    """
+
+    def __init__(self, arch: str, trunk: nn.Module, trunk_channels: int, num_classes: int,
+                 embedding_dim: int) -> None:
+        super().__init__()
+        self.arch = arch
+        self.embedding_dim = int(embedding_dim)
+        self.trunk_channels = int(trunk_channels)
+        self.trunk = trunk
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.bn = nn.BatchNorm1d(trunk_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.embedding = nn.Linear(trunk_channels, embedding_dim)
+        self.classifier: nn.Linear | None = (
+            nn.Linear(embedding_dim, num_classes) if num_classes > 0 else None
+        )
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classifier outputs (0 without a classifier)."""
+        return 0 if self.classifier is None else self.classifier.out_features
+
+    def drop_classifier(self) -> ReidNet:
+        """Remove the last FC (the paper does so before target fine-tuning); returns ``self``."""
+        self.classifier = None
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """Embedding f(x) (eval) or ``(f(x), logits)`` (train)."""
+        feat = self.pool(self.trunk(x)).flatten(1)
+        emb = self.embedding(self.relu(self.bn(feat)))
+        if not self.training:
+            return emb
+        logits = self.classifier(emb) if self.classifier is not None else None
+        return emb, logits
+
+
+def build_model(arch: str, num_classes: int, embedding_dim: int,
+                imagenet_init: bool = False) -> ReidNet:
+    """The re-id network of ``arch`` with the paper's head (see the module docstring).
+
+    ``num_classes=0`` builds it without the classifier (target training / feature
+    extraction). ``imagenet_init=True`` loads torchvision's ImageNet trunk weights from the
+    local torch hub cache and raises TCULError when they are not there.
+    """
+    if arch not in ARCHS:
+        raise TCULError(f"unknown arch {arch!r}: use one of {', '.join(ARCHS)}")
+    if int(num_classes) < 0:
+        raise TCULError(f"num_classes must be >= 0, got {num_classes}")
+    if int(embedding_dim) < 1:
+        raise TCULError(f"embedding_dim must be >= 1, got {embedding_dim}")
+    if arch == "compact":
+        if imagenet_init:
+            raise TCULError(
+                "the compact net has no ImageNet weights: set imagenet_init=false or "
+                "use arch=resnet18/resnet50"
+            )
+        trunk: nn.Module = compact_trunk()
+        channels = COMPACT_WIDTHS[-1]
+    else:
+        trunk, channels = _resnet_trunk(arch, imagenet_init)
+    return ReidNet(arch, trunk, channels, int(num_classes), int(embedding_dim))
+
+
+def model_to_device(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """Move ``model`` to ``device``; channels-last memory layout on CUDA."""
+    return model.to(device=torch.device(device), memory_format=memory_format(device))
+
+
+def save_checkpoint(path: str | Path, model: ReidNet, meta: dict | None = None) -> Path:
+    """Write ``{format, arch, num_classes, embedding_dim, state_dict, meta}`` to ``path``.
+
+    ``meta`` must be JSON-like (numbers, strings, lists, dicts) so that the file loads with
+    ``torch.load(weights_only=True)``. Tensors are stored on the CPU.
+    """
+    if not isinstance(model, ReidNet):
+        raise TCULError(f"save_checkpoint expects a model from build_model, got {type(model)}")
+    meta = dict(meta or {})
+    try:
+        meta = json.loads(json.dumps(meta))
+    except (TypeError, ValueError) as exc:
+        raise TCULError(
+            f"checkpoint meta must be JSON-like ({exc}): convert values to str/int/float/list/dict"
+        ) from None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "format": CHECKPOINT_FORMAT,
+        "arch": model.arch,
+        "num_classes": model.num_classes,
+        "embedding_dim": model.embedding_dim,
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "meta": meta,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, arch: str | None = None,
+                    device: torch.device | str = "cpu") -> tuple[ReidNet, dict]:
+    """Rebuild the model saved by :func:`save_checkpoint`: returns ``(model, meta)``.
+
+    ``arch`` (optional) is the architecture the caller expects; a checkpoint of another one,
+    a missing, corrupt or foreign file raises TCULError naming the path and the problem.
+    The model is returned in eval mode on ``device``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TCULError(f"checkpoint {path} does not exist: train the model first or fix the path")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure here means an unusable file
+        raise TCULError(
+            f"checkpoint {path} is corrupt or not a torch file ({type(exc).__name__}): "
+            "delete it and train again"
+        ) from None
+    keys = ("arch", "num_classes", "embedding_dim", "state_dict")
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or any(
+        k not in blob for k in keys
+    ):
+        raise TCULError(
+            f"checkpoint {path} is not a TCUL kit checkpoint (no {CHECKPOINT_FORMAT} header): "
+            "save it with save_checkpoint"
+        )
+    if arch is not None and blob["arch"] != arch:
+        raise TCULError(
+            f"checkpoint {path} holds a {blob['arch']} model but {arch} was expected: "
+            f"set arch={blob['arch']} or use a {arch} checkpoint"
+        )
+    if blob["arch"] not in ARCHS:
+        raise TCULError(f"checkpoint {path} has unknown arch {blob['arch']!r}")
+    model = build_model(blob["arch"], int(blob["num_classes"]), int(blob["embedding_dim"]))
+    try:
+        model.load_state_dict(blob["state_dict"], strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:2])[:300]
+        raise TCULError(
+            f"checkpoint {path} does not match a {blob['arch']} model ({detail}): "
+            "it was saved by another version of the kit; train again"
+        ) from None
+    model_to_device(model, device)
+    model.eval()
+    return model, dict(blob.get("meta") or {})

@@ -1,0 +1,427 @@
+"""Pixels: draw one detector crop of a camera scene with the people in it.
+
+Each image is drawn at twice its size (anti-aliasing), then passes through the camera:
+resolution loss (down- then up-sampling; people far away lose more), blur, illumination
+and colour cast, a slow brightness drift over the world clock, noise, and JPEG at the
+camera's quality. Everything random in one image comes from one generator seeded by
+``(seed, domain, image index)``, so images can be drawn in any order or in parallel and
+stay byte-identical.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from .appearance import Appearance, random_appearance
+from .cameras import (
+    FOV,
+    PANO_X0,
+    PANO_X1,
+    PANO_Y0,
+    PPU,
+    CameraSpec,
+    pano_size,
+    project,
+    render_background,
+)
+from .timeline import ImagePlan
+
+SS = 2  # supersampling factor of the drawing canvas
+Color = tuple[int, int, int]
+
+
+@dataclass
+class RenderContext:
+    """What a renderer (or a worker process) needs to draw any image of one world."""
+
+    seed: int
+    domain: int  # 0 source, 1 target (keeps the two presets' image streams apart)
+    palette: str
+    image_size: tuple[int, int]  # (height, width)
+    cameras: list[CameraSpec]
+    people: list[Appearance]
+    _panoramas: dict[int, Image.Image] = field(default_factory=dict)
+
+    def panorama(self, camid: int) -> Image.Image:
+        """The camera's background, drawn once per process."""
+        if camid not in self._panoramas:
+            self._panoramas[camid] = render_background(self.cameras[camid - 1])
+        return self._panoramas[camid]
+
+
+def _dark(c: Color, f: float = 0.7) -> Color:
+    return (int(c[0] * f), int(c[1] * f), int(c[2] * f))
+
+
+# ----------------------------------------------------------------------------- a person
+def draw_person(
+    dr: ImageDraw.ImageDraw,
+    app: Appearance,
+    view: int,
+    fx: float,
+    fy: float,
+    H: float,
+    phase: float,
+) -> None:
+    """Draw one walking person, feet at (fx, fy), ``H`` pixels tall, seen from ``view``.
+
+    ``view``: 0 front (face, logo, backpack straps), 1 back (hair, backpack, no logo),
+    2 / 3 walking left / right (profile: one arm and leg in front, backpack behind).
+    """
+    H = H * app.height
+    b = app.build
+    top = fy - H
+    side = view >= 2
+    direction = -1.0 if view == 2 else 1.0
+    ys = top + 0.17 * H  # shoulders
+    yw = top + 0.47 * H  # waist
+    yl = top + 0.50 * H  # legs start
+    hem = top + (0.56 if app.upper_type == "jacket" else 0.52) * H
+    sw = (0.068 if side else 0.115) * H * b
+    hw = (0.07 if side else 0.095) * H * b
+    lw = max(2, int(0.066 * H * b))
+    aw = max(2, int(0.05 * H * b))
+    upper, upper2 = app.upper, app.upper2
+    sleeve_col = upper2 if app.pattern == "twotone" else upper
+    sleeve_frac = 0.35 if app.upper_type == "tshirt" else 1.0
+
+    # shadow on the floor
+    dr.ellipse([fx - 0.14 * H, fy - 0.02 * H, fx + 0.14 * H, fy + 0.025 * H], fill=(0, 0, 0, 70))
+
+    # limb geometry
+    if side:
+        leg_ang = [0.42 * math.sin(phase + k * math.pi) for k in (0, 1)]
+        legs = [((fx, yl), (fx + direction * math.sin(a) * 0.5 * H, yl + math.cos(a) * 0.5 * H))
+                for a in leg_ang]
+        arm_ang = [-0.55 * math.sin(phase + k * math.pi) for k in (0, 1)]
+        sh = (fx, ys + 0.03 * H)
+        arms = [(sh, (fx + direction * math.sin(a) * 0.34 * H, sh[1] + math.cos(a) * 0.34 * H))
+                for a in arm_ang]
+    else:
+        legs = []
+        for k, sgn in enumerate((-1.0, 1.0)):
+            lift = 0.03 * H * max(0.0, math.sin(phase + k * math.pi))
+            x = fx + sgn * 0.048 * H * b
+            legs.append(((x, yl), (x + sgn * 0.006 * H, fy - lift)))
+        arms = []
+        for k, sgn in enumerate((-1.0, 1.0)):
+            swing = math.sin(phase + k * math.pi)
+            sh = (fx + sgn * (sw - 0.02 * H), ys + 0.025 * H)
+            hand = (sh[0] + sgn * 0.03 * H, sh[1] + (0.33 - 0.03 * abs(swing)) * H)
+            arms.append((sh, hand))
+
+    def draw_leg(leg, shade: float = 1.0) -> None:
+        (hx, hy), (ax, ay) = leg
+        skin, low = _dark(app.skin, shade), _dark(app.lower, shade)
+        if app.lower_type == "trousers":
+            dr.line([hx, hy, ax, ay], fill=low, width=lw)
+        else:
+            dr.line([hx, hy, ax, ay], fill=skin, width=max(2, int(lw * 0.8)))
+            if app.lower_type == "shorts":
+                f = 0.42
+                dr.line([hx, hy, hx + (ax - hx) * f, hy + (ay - hy) * f], fill=low, width=lw + 1)
+        shoe = _dark(app.shoes, shade)
+        if side:
+            dr.ellipse([ax - 0.03 * H + direction * 0.02 * H, ay - 0.025 * H,
+                        ax + 0.03 * H + direction * 0.02 * H, ay + 0.006 * H], fill=shoe)
+        else:
+            dr.ellipse([ax - 0.03 * H, ay - 0.026 * H, ax + 0.03 * H, ay + 0.006 * H], fill=shoe)
+
+    def draw_arm(arm, shade: float = 1.0) -> None:
+        (sx, sy), (hx, hy) = arm
+        mx, my = sx + (hx - sx) * sleeve_frac, sy + (hy - sy) * sleeve_frac
+        if sleeve_frac < 1.0:
+            dr.line([sx, sy, hx, hy], fill=_dark(app.skin, shade), width=max(2, int(aw * 0.85)))
+        dr.line([sx, sy, mx, my], fill=_dark(sleeve_col, shade), width=aw + 1)
+        r = 0.022 * H
+        dr.ellipse([hx - r, hy - r, hx + r, hy + r], fill=_dark(app.skin, shade))
+
+    def backpack(x0: float, x1: float) -> None:
+        dr.rounded_rectangle([x0, ys + 0.01 * H, x1, ys + 0.27 * H], radius=0.04 * H,
+                             fill=app.bag_color, outline=_dark(app.bag_color, 0.6))
+        dr.rectangle([x0 + 0.2 * (x1 - x0), ys + 0.16 * H, x1 - 0.2 * (x1 - x0), ys + 0.24 * H],
+                     outline=_dark(app.bag_color, 0.6), width=max(1, int(0.006 * H)))
+
+    head_cy = top + 0.068 * H
+    hr_y = 0.068 * H
+    hr_x = (0.056 if side else 0.05) * H
+    head = [fx - hr_x, head_cy - hr_y, fx + hr_x, head_cy + hr_y]
+
+    # ---- behind the body
+    if side:
+        draw_leg(legs[0], 0.75)
+        draw_arm(arms[0], 0.75)
+        if app.bag == "backpack":
+            back = fx - direction * sw
+            backpack(min(back, back - direction * 0.1 * H), max(back, back - direction * 0.1 * H))
+        if app.hair_style == "long":
+            hx = fx - direction * 0.02 * H
+            dr.rectangle([hx - 0.045 * H, head_cy, hx + 0.045 * H, ys + 0.1 * H], fill=app.hair)
+    else:
+        if app.hair_style == "long" and view == 0:
+            dr.rectangle([fx - hr_x * 1.05, head_cy, fx + hr_x * 1.05, ys + 0.07 * H],
+                         fill=app.hair)
+        for leg in legs:
+            draw_leg(leg)
+
+    # ---- torso and clothes
+    def xl(y: float) -> float:
+        return fx - (sw + (hw - sw) * (y - ys) / (hem - ys))
+
+    def xr(y: float) -> float:
+        return fx + (sw + (hw - sw) * (y - ys) / (hem - ys))
+
+    lean = direction * 0.015 * H if side else 0.0
+    torso = [(xl(ys) + lean, ys), (xr(ys) + lean, ys), (xr(hem), hem), (xl(hem), hem)]
+    if app.lower_type == "skirt":
+        dr.polygon([(fx - hw, yw), (fx + hw, yw), (fx + hw * 1.6, yl + 0.19 * H),
+                    (fx - hw * 1.6, yl + 0.19 * H)], fill=app.lower)
+    else:
+        dr.polygon([(fx - hw, yw), (fx + hw, yw), (fx + hw, yl + 0.03 * H),
+                    (fx - hw, yl + 0.03 * H)], fill=app.lower)
+    dr.polygon(torso, fill=upper)
+    r = 0.035 * H
+    for x in (xl(ys) + r * 0.8 + lean, xr(ys) - r * 0.8 + lean):
+        dr.ellipse([x - r, ys - 0.012 * H, x + r, ys + 2 * r - 0.012 * H], fill=upper)
+    pat_w = max(1, int(0.018 * H))
+    if app.pattern in ("stripes", "checked"):
+        alpha = 255 if app.pattern == "stripes" else 150
+        y = ys + 0.03 * H
+        while y < hem - 0.01 * H:
+            y2 = y + 0.02 * H
+            dr.polygon([(xl(y) + lean, y), (xr(y) + lean, y), (xr(y2), y2), (xl(y2), y2)],
+                       fill=upper2 + (alpha,))
+            y += 0.048 * H
+        if app.pattern == "checked":
+            for f in np.linspace(0.15, 0.85, 4 if not side else 2):
+                xa, xb = xl(ys) + f * (xr(ys) - xl(ys)), xl(hem) + f * (xr(hem) - xl(hem))
+                dr.line([xa + lean, ys, xb, hem], fill=upper2 + (150,), width=pat_w)
+    elif app.pattern == "twotone":
+        y2 = ys + 0.08 * H
+        dr.polygon([(xl(ys) + lean, ys), (xr(ys) + lean, ys), (xr(y2), y2), (xl(y2), y2)],
+                   fill=upper2)
+    if view == 0 and app.upper_type == "jacket":
+        iw = 0.3 * sw
+        dr.polygon([(fx - iw, ys + 0.01 * H), (fx + iw, ys + 0.01 * H), (fx + iw * 0.8, hem),
+                    (fx - iw * 0.8, hem)], fill=app.inner)
+        dr.line([fx - iw, ys, fx - iw * 0.8, hem], fill=_dark(upper, 0.6), width=pat_w)
+        dr.line([fx + iw, ys, fx + iw * 0.8, hem], fill=_dark(upper, 0.6), width=pat_w)
+    if view == 0 and app.pattern == "logo":
+        cy, rr = ys + 0.1 * H, 0.045 * H
+        box = [fx - rr, cy - rr, fx + rr, cy + rr]
+        if app.logo_shape == "circle":
+            dr.ellipse(box, fill=upper2)
+        elif app.logo_shape == "square":
+            dr.rectangle(box, fill=upper2)
+        else:
+            dr.polygon([(fx, cy - rr), (fx + rr, cy + rr), (fx - rr, cy + rr)], fill=upper2)
+    # hem line shading
+    dr.line([xl(hem), hem, xr(hem), hem], fill=_dark(upper, 0.75), width=pat_w)
+
+    # ---- bags on the body
+    if app.bag == "backpack":
+        if view == 1:
+            backpack(fx - 0.8 * sw, fx + 0.8 * sw)
+        elif view == 0:
+            for sgn in (-1, 1):
+                dr.line([fx + sgn * 0.6 * sw, ys, fx + sgn * 0.55 * sw, ys + 0.2 * H],
+                        fill=app.bag_color, width=max(2, int(0.022 * H)))
+    if app.bag == "shoulder":
+        bs = app.bag_side if not side else -direction
+        dr.line([fx - bs * 0.6 * sw, ys, fx + bs * (hw + 0.02 * H), yw],
+                fill=_dark(app.bag_color, 0.8), width=max(1, int(0.012 * H)))
+        bx = fx + bs * (hw + 0.03 * H)
+        dr.rectangle([bx - 0.05 * H, yw - 0.03 * H, bx + 0.05 * H, yw + 0.06 * H],
+                     fill=app.bag_color, outline=_dark(app.bag_color, 0.6))
+
+    # ---- arms in front, neck, head
+    if side:
+        draw_leg(legs[1])
+        draw_arm(arms[1])
+    else:
+        for arm in arms:
+            draw_arm(arm)
+    if app.bag == "handbag":
+        k = 0 if app.bag_side < 0 else 1
+        hx, hy = arms[min(k, len(arms) - 1)][1]
+        dr.rectangle([hx - 0.04 * H, hy, hx + 0.04 * H, hy + 0.07 * H], fill=app.bag_color,
+                     outline=_dark(app.bag_color, 0.6))
+    dr.rectangle([fx - 0.022 * H, head_cy + 0.04 * H, fx + 0.022 * H, ys + 0.01 * H],
+                 fill=_dark(app.skin, 0.9))
+    hair_box = [head[0] - 0.006 * H, head[1] - 0.008 * H, head[2] + 0.006 * H, head[3]]
+    if view == 1:  # back of the head
+        dr.ellipse(head, fill=app.skin if app.hair_style == "bald" else app.hair)
+        if app.hair_style == "long":
+            dr.rectangle([fx - hr_x * 1.05, head_cy, fx + hr_x * 1.05, ys + 0.12 * H],
+                         fill=app.hair)
+    else:
+        dr.ellipse(head, fill=app.skin)
+        if side:
+            nx = fx + direction * hr_x
+            dr.ellipse([nx - 0.012 * H, head_cy - 0.005 * H, nx + 0.012 * H, head_cy + 0.02 * H],
+                       fill=app.skin)
+            if app.hair_style != "bald":
+                start = 90 if direction > 0 else -90
+                dr.pieslice(hair_box, start, start + 180, fill=app.hair)
+                dr.chord(hair_box, 180, 360, fill=app.hair)
+            ex = fx + direction * hr_x * 0.55
+            er = max(1.0, 0.008 * H)
+            dr.ellipse([ex - er, head_cy - er, ex + er, head_cy + er], fill=(30, 25, 25))
+        else:
+            if app.hair_style != "bald":
+                dr.chord(hair_box, 180, 360, fill=app.hair)
+                dr.rectangle([hair_box[0], head_cy - 0.01 * H, hair_box[0] + 0.014 * H,
+                              head_cy + 0.03 * H], fill=app.hair)
+                dr.rectangle([hair_box[2] - 0.014 * H, head_cy - 0.01 * H, hair_box[2],
+                              head_cy + 0.03 * H], fill=app.hair)
+            er = max(1.0, 0.008 * H)
+            for sgn in (-1, 1):
+                ex = fx + sgn * 0.021 * H
+                dr.ellipse([ex - er, head_cy + 0.004 * H - er, ex + er, head_cy + 0.004 * H + er],
+                           fill=(30, 25, 25))
+    if app.hair_style == "bun":
+        r = 0.03 * H
+        bx = fx - direction * hr_x * 0.8 if side else fx
+        dr.ellipse([bx - r, head[1] - r * 0.9, bx + r, head[1] + r * 1.1], fill=app.hair)
+    if app.cap is not None:
+        dr.chord([hair_box[0], hair_box[1] - 0.004 * H, hair_box[2], hair_box[3]], 180, 360,
+                 fill=app.cap)
+        if view != 1:
+            bx0 = fx if side else fx - hr_x
+            bx1 = fx + direction * hr_x * 1.7 if side else fx + hr_x
+            dr.rectangle([min(bx0, bx1), head_cy - 0.012 * H, max(bx0, bx1), head_cy - 0.002 * H],
+                         fill=_dark(app.cap, 0.8))
+
+
+# ----------------------------------------------------------------------- static objects
+def _draw_occluder(dr: ImageDraw.ImageDraw, cam: CameraSpec, occ, to_px, rng) -> None:
+    x, y_bottom, scale = project(cam, occ.X, occ.d)
+    w, h = occ.width * scale, occ.height * scale
+    x0, y0 = to_px(x - w / 2, y_bottom - h)
+    x1, y1 = to_px(x + w / 2, y_bottom)
+    col, edge = occ.color, _dark(occ.color, 0.6)
+    lw = max(2, int((y1 - y0) * 0.05))
+    if occ.kind == "pole":
+        dr.rectangle([x0, y0, x1, y1], fill=col, outline=edge)
+        dr.line([x0 + (x1 - x0) * 0.3, y0, x0 + (x1 - x0) * 0.3, y1], fill=(200, 200, 205), width=2)
+    elif occ.kind == "railing":
+        for f in (0.0, 0.45):
+            dr.rectangle([x0, y0 + f * (y1 - y0), x1, y0 + f * (y1 - y0) + lw], fill=col)
+        for px in np.linspace(x0, x1, 7):
+            dr.line([px, y0, px, y1], fill=col, width=lw)
+    elif occ.kind == "bench":
+        for f in (0.05, 0.25, 0.5):
+            dr.rectangle([x0, y0 + f * (y1 - y0), x1, y0 + f * (y1 - y0) + lw * 1.4], fill=col,
+                         outline=edge)
+        for px in (x0 + (x1 - x0) * 0.1, x1 - (x1 - x0) * 0.1):
+            dr.line([px, y0 + 0.5 * (y1 - y0), px, y1], fill=(50, 50, 50), width=lw)
+    elif occ.kind == "bush":
+        blob = np.random.default_rng(int(abs(occ.X) * 1e6) % (2**31))
+        for _ in range(14):
+            cx, cy = blob.uniform(x0, x1), blob.uniform(y0 + (y1 - y0) * 0.3, y1)
+            r = blob.uniform(0.18, 0.32) * (y1 - y0)
+            f = blob.uniform(0.7, 1.2)
+            dr.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_dark(col, f))
+    else:  # bin
+        dr.rounded_rectangle([x0, y0, x1, y1], radius=(x1 - x0) * 0.15, fill=col, outline=edge)
+        dr.rectangle([x0 - 2, y0, x1 + 2, y0 + lw], fill=_dark(col, 0.8))
+
+
+# ------------------------------------------------------------------------------ a crop
+def render_image(ctx: RenderContext, plan: ImagePlan) -> tuple[Image.Image, int]:
+    """Draw the crop of ``plan``; returns the image and the camera's JPEG quality."""
+    rng = np.random.default_rng([ctx.seed, ctx.domain, plan.index, 7919])
+    cam = ctx.cameras[plan.cam - 1]
+    ih, iw = ctx.image_size
+    CH, CW = ih * SS, iw * SS
+    view, X, d, since, phase0 = plan.subject
+    x_f, y_f, scale = project(cam, X, d)
+
+    subject: Appearance | None = None
+    subject_view, subject_d, subject_X = view, d, X
+    if plan.kind == "person":
+        subject = ctx.people[plan.person]
+        height = subject.height * scale
+    else:
+        height = scale
+    # the detector's box around the subject, with jitter
+    bh = height * rng.uniform(1.05, 1.2)
+    bottom = y_f + height * rng.uniform(-0.01, 0.06)
+    bw = bh * iw / ih
+    cx = x_f + bw * rng.normal(0.0, 0.06)
+    kind = ""
+    if plan.kind == "person" and rng.random() < 0.05:  # a sloppy detection: cut or shifted
+        if rng.random() < 0.5:
+            bottom -= height * rng.uniform(0.08, 0.2)
+        else:
+            cx += bw * rng.choice([-1, 1]) * rng.uniform(0.15, 0.3)
+    if plan.kind == "distractor":
+        kind = str(rng.choice(["background", "partial", "far"], p=[0.35, 0.45, 0.2]))
+        subject = None if kind == "background" else random_appearance(rng, ctx.palette)
+        if kind == "partial":
+            subject_X = X + rng.choice([-1, 1]) * rng.uniform(0.25, 0.4) * bw * d
+        if kind == "far":
+            subject_d = d * rng.uniform(1.7, 2.2)
+            subject_X = X * subject_d / d  # same place in the image, further away
+    elif plan.kind == "junk":
+        subject = random_appearance(rng, ctx.palette)
+        part = rng.uniform(0.35, 0.6)
+        bh *= part
+        bw = bh * iw / ih
+        bottom -= rng.uniform(0.0, 1.0 - part) * height
+
+    x0, y0 = cx - bw / 2, bottom - bh
+    # keep the box inside the panorama
+    x0 = min(max(x0, PANO_X0 + 0.01), PANO_X1 - bw - 0.01)
+    pano = ctx.panorama(plan.cam)
+    pw, ph = pano_size(cam)
+    y0 = min(max(y0, PANO_Y0 + 0.01), PANO_Y0 + ph / PPU - bh - 0.01)
+    box = ((x0 - PANO_X0) * PPU, (y0 - PANO_Y0) * PPU, (x0 + bw - PANO_X0) * PPU,
+           (y0 + bh - PANO_Y0) * PPU)
+    img = pano.resize((CW, CH), Image.Resampling.BILINEAR, box=box)
+    k = CH / bh
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        return (x - x0) * k, (y - y0) * k
+
+    dr = ImageDraw.Draw(img, "RGBA")
+    # everybody in view, far ones first
+    figures = []
+    for person, v, Xo, do, since_o, ph0 in plan.neighbours:
+        figures.append((do, ctx.people[person], v, Xo, since_o, ph0))
+    if subject is not None:
+        figures.append((subject_d, subject, subject_view, subject_X, since, phase0))
+    figures.sort(key=lambda f: -f[0])
+    for do, app, v, Xo, since_o, ph0 in figures:
+        xo, yo, so = project(cam, Xo, do)
+        fx, fy = to_px(xo, yo)
+        phase = ph0 + 2 * math.pi * since_o / app.stride
+        draw_person(dr, app, v, fx, fy, so * k, phase)
+    for occ in cam.occluders:
+        _draw_occluder(dr, cam, occ, to_px, rng)
+
+    # --- the camera: resolution, blur, light, colour, noise
+    r_eff = float(np.clip(cam.resolution * 0.9 / d, 0.25, 1.0))
+    if plan.kind == "junk":
+        r_eff *= 0.6
+    small = (max(8, int(round(iw * r_eff))), max(16, int(round(ih * r_eff))))
+    img = img.resize(small, Image.Resampling.BOX).resize((iw, ih), Image.Resampling.BILINEAR)
+    if cam.blur > 0.05:
+        img = img.filter(ImageFilter.GaussianBlur(cam.blur))
+    a = np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
+    a = np.power(a, cam.gamma)
+    light = cam.brightness * (1.0 + cam.drift * math.sin(2 * math.pi * plan.t / cam.drift_period
+                                                         + cam.drift_phase))
+    light *= 1.0 + 0.5 * cam.side_light * (2.0 * x_f / FOV - 1.0) + rng.normal(0.0, 0.03)
+    rows = 1.0 + cam.vertical_light * (np.linspace(-0.5, 0.5, ih, dtype=np.float32))
+    a = a * (np.asarray(cam.gains, dtype=np.float32) * light)[None, None, :] * rows[:, None, None]
+    a = (a - 0.5) * cam.contrast + 0.5
+    a = a * 255.0
+    if cam.noise > 0:
+        a += rng.normal(0.0, cam.noise, a.shape).astype(np.float32)
+    out = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
+    return out, cam.jpeg_quality

@@ -1,0 +1,330 @@
+"""``make_world``: generate (or reuse) a synthetic camera network in Market-1501's format.
+
+Layout written under ``root`` (exactly Market-1501's):
+
+* ``bounding_box_train/``, ``query/``, ``bounding_box_test/`` with JPEG crops named
+  ``PPPP_cCsS_FFFFFF_BB.jpg``: identity, camera (1-based), sequence, frame within the
+  sequence (the counter restarts in every sequence), box index within that frame;
+  distractors ``0000_...`` and junk ``-1_...`` in the gallery, as in Market-1501;
+* ``manifest.json``: the request (preset, scale, seed, every knob), the generator version,
+  counts, the time span, the cameras with their sequences, and per-identity ground truth
+  (split, look-alike group, appearance, every visit with its frames).
+
+Determinism: the same request gives byte-identical images and manifest, whatever the
+number of worker processes (every image has its own generator seeded by its index).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import TCULError
+from .appearance import sample_appearances
+from .cameras import sample_cameras
+from .presets import PRESETS, resolve_knobs
+from .render import RenderContext, render_image
+from .timeline import VIEW_INDEX, ImagePlan, plan_world
+
+GENERATOR = "tcul_helpers.synthetic"
+GENERATOR_VERSION = "1.0"
+SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+MARKER = ".tcul_world_incomplete"
+MANIFEST = "manifest.json"
+FRAME_RULE = (
+    "file names hold (sequence, raw frame); the world clock frame of an image is "
+    "cameras[c].sequences[s].world_start + raw - first_raw. Readers lay sequences end to end: "
+    "frame = (sequence - 1) * 2,000,000 + raw (tcul_helpers.data)."
+)
+_NAME_RE = re.compile(r"^(-1|\d{4})_c\d+s\d+_\d{6}_\d{2}\.jpg$")
+_VIEW_NAMES = {v: k for k, v in VIEW_INDEX.items()}
+
+
+# ------------------------------------------------------------------------ the root folder
+def _request(preset: str, scale: str, seed: int, knobs_dict: dict) -> dict:
+    return {"preset": preset, "scale": scale, "seed": seed, "knobs": knobs_dict,
+            "generator_version": GENERATOR_VERSION}
+
+
+def _read_manifest(root: Path) -> dict | None:
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("generator") == GENERATOR else None
+
+
+def _clear_world(root: Path) -> None:
+    """Delete a world this generator wrote; refuse if anything else sits in its folders."""
+    ours = []
+    for folder in SPLIT_DIRS.values():
+        path = root / folder
+        if not path.exists():
+            continue
+        for f in path.iterdir():
+            if not (f.is_file() and _NAME_RE.match(f.name)):
+                raise TCULError(
+                    f"{f} was not written by the world generator: move it away or choose "
+                    "another root (make_world never deletes files it did not write)"
+                )
+            ours.append(f)
+    for f in ours:
+        f.unlink()
+    for folder in SPLIT_DIRS.values():
+        if (root / folder).exists():
+            (root / folder).rmdir()
+    for name in (MANIFEST, MARKER):
+        if (root / name).exists():
+            (root / name).unlink()
+
+
+def _count_images(root: Path) -> dict[str, int]:
+    out = {}
+    for split, folder in SPLIT_DIRS.items():
+        path = root / folder
+        out[split] = sum(1 for f in path.iterdir() if f.suffix == ".jpg") if path.is_dir() else 0
+    return out
+
+
+def _summary(root: Path, manifest: dict, seconds: float, reused: bool) -> dict:
+    counts = manifest["counts"]
+    return {
+        "root": str(root),
+        "preset": manifest["preset"],
+        "scale": manifest["scale"],
+        "seed": manifest["seed"],
+        "ids": {"train": counts["train"]["ids"], "test": counts["query"]["ids"]},
+        "cameras": manifest["knobs"]["n_cameras"],
+        "images": {split: counts[split]["images"] for split in SPLIT_DIRS},
+        "time_span_frames": manifest["time_span_frames"],
+        "seconds": round(seconds, 3),
+        "reused": reused,
+    }
+
+
+def _prepare_root(root: Path, request: dict, overwrite: bool) -> dict | None:
+    """Return the manifest of a reusable world, or None once ``root`` is ready to fill."""
+    if root.exists() and not root.is_dir():
+        raise TCULError(f"world root {root} is a file: choose a folder path")
+    if not root.exists():
+        return None
+    manifest = _read_manifest(root)
+    if manifest is not None and not (root / MARKER).exists():
+        if manifest.get("request") == request and not overwrite:
+            want = {s: manifest["counts"][s]["images"] for s in SPLIT_DIRS}
+            have = _count_images(root)
+            if have != want:
+                raise TCULError(
+                    f"the world in {root} is damaged ({have} images, manifest says {want}): "
+                    "pass overwrite=True to regenerate it"
+                )
+            return manifest
+        if not overwrite:
+            r = manifest.get("request", {})
+            raise TCULError(
+                f"{root} holds another synthetic world (preset={r.get('preset')}, "
+                f"scale={r.get('scale')}, seed={r.get('seed')}, other knobs may differ): pass "
+                "overwrite=True to replace it or choose another root"
+            )
+        _clear_world(root)
+        return None
+    if (root / MARKER).exists():  # an interrupted generation of ours: clean it up
+        _clear_world(root)
+        return None
+    if any(root.iterdir()):
+        raise TCULError(
+            f"{root} is not empty and holds no synthetic world: choose an empty or new folder "
+            "(make_world never deletes files it did not write)"
+        )
+    return None
+
+
+# ------------------------------------------------------------------------- rendering
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(ctx: RenderContext, root: str) -> None:
+    _WORKER["ctx"] = ctx
+    _WORKER["root"] = root
+
+
+def _render_chunk(plans: list[ImagePlan]) -> int:
+    ctx, root = _WORKER["ctx"], _WORKER["root"]
+    for plan in plans:
+        img, quality = render_image(ctx, plan)
+        img.save(os.path.join(root, SPLIT_DIRS[plan.split], plan.name), format="JPEG",
+                 quality=quality)
+    return len(plans)
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _render_all(ctx: RenderContext, root: Path, images: list[ImagePlan], workers: int,
+                progress: bool, desc: str) -> None:
+    chunk = 48
+    chunks = [images[i:i + chunk] for i in range(0, len(images), chunk)]
+    bar = tqdm(total=len(images), desc=desc, unit="img", disable=not progress)
+    try:
+        if workers <= 1:
+            _init_worker(ctx, str(root))
+            for c in chunks:
+                bar.update(_render_chunk(c))
+        else:
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            with mp.get_context(method).Pool(workers, _init_worker, (ctx, str(root))) as pool:
+                for n in pool.imap_unordered(_render_chunk, chunks):
+                    bar.update(n)
+    finally:
+        bar.close()
+        _WORKER.clear()
+
+
+# ------------------------------------------------------------------------- manifest
+def _manifest(preset, scale, seed, knobs, request, cameras, people, tl) -> dict:
+    counts: dict[str, dict] = {}
+    for split in SPLIT_DIRS:
+        ims = [im for im in tl.images if im.split == split]
+        persons = [im for im in ims if im.kind == "person"]
+        counts[split] = {"ids": len({im.person for im in persons}), "images": len(ims),
+                         "cameras": len({im.cam for im in ims})}
+    gal = [im for im in tl.images if im.split == "gallery"]
+    counts["gallery"]["distractors"] = sum(im.kind == "distractor" for im in gal)
+    counts["gallery"]["junk"] = sum(im.kind == "junk" for im in gal)
+
+    per_visit = Counter(im.visit for im in tl.images if im.kind == "person")
+    v = tl.visits
+    identities: dict[str, dict] = {}
+    for p, app in enumerate(people):
+        rows = np.flatnonzero(v.person == p)
+        rows = rows[np.argsort(v.rec_start[rows], kind="stable")]
+        visits = []
+        for i in rows:
+            c = int(v.cam[i])
+            seqs = tl.sequences[c]
+            s = max(k for k, q in enumerate(seqs) if q.start <= int(v.rec_start[i]))
+            visits.append({
+                "camera": c, "sequence": seqs[s].seq,
+                "world_start": int(v.rec_start[i]), "world_end": int(v.rec_end[i]),
+                "view": _VIEW_NAMES[int(v.view[i])], "reappearance": bool(v.reappear[i]),
+                "images": per_visit.get(int(i), 0),
+            })
+        identities[f"{tl.pids[p]:04d}"] = {
+            "split": tl.split_of[p], "outfit_group": app.group,
+            "appearance": app.summary(), "visits": visits,
+        }
+    identities = dict(sorted(identities.items()))
+    cams = []
+    for cam in cameras:
+        d = cam.summary()
+        d["sequences"] = [{"sequence": q.seq, "world_start": q.start, "world_end": q.end,
+                           "first_raw": q.first_raw} for q in tl.sequences[cam.camid]]
+        d["measured_crowd_density"] = round(tl.occupancy[cam.camid], 3)
+        d["map_xy"] = [round(float(x), 4) for x in tl.camera_xy[cam.camid - 1]]
+        cams.append(d)
+    n_visits = len(v)
+    return {
+        "generator": GENERATOR,
+        "generator_version": GENERATOR_VERSION,
+        "request": request,
+        "preset": preset,
+        "scale": scale,
+        "seed": seed,
+        "knobs": knobs.to_dict(),
+        "counts": counts,
+        "time_span_frames": tl.t_end,
+        "frame_rule": FRAME_RULE,
+        "measured": {
+            "crowd_density": round(float(np.mean(list(tl.occupancy.values()))), 3),
+            "visits": n_visits,
+            "reappearances": int(v.reappear.sum()),
+            "mean_images_per_visit": round(
+                sum(per_visit.values()) / max(len(per_visit), 1), 3),
+            "lookalike_groups": len({a.group for a in people if a.group >= 0}),
+        },
+        "cameras": cams,
+        "identities": identities,
+    }
+
+
+# ------------------------------------------------------------------------- public API
+def make_world(
+    root: str | Path,
+    preset: str,
+    seed: int = 0,
+    *,
+    scale: str = "classroom",
+    progress: bool = True,
+    overwrite: bool = False,
+    workers: int | None = None,
+    **overrides: Any,
+) -> dict:
+    """Generate the synthetic camera network ``preset`` at ``scale`` under ``root``.
+
+    ``preset``: ``source`` or ``target`` (two domains: different camera styles and
+    clothing palettes). ``scale``: ``smoke`` (~24 train ids, 4 cameras, a few hundred
+    images), ``classroom`` (200 train ids, 100 test ids, 6 cameras, ~5k images) or
+    ``market-like`` (751 / 750 ids, 6 cameras, ~13k training images). ``overrides`` set
+    any knob of :class:`~tcul_helpers.synthetic.presets.WorldKnobs` (e.g.
+    ``crowd_density=4``, ``reappear_prob=0.2``); an unknown knob raises TCULError.
+
+    If ``root`` already holds this very world (same preset, scale, seed, knobs and
+    generator version) it is reused without rendering; ``overwrite=True`` regenerates it.
+    A root holding anything else raises TCULError; nothing the generator did not write is
+    ever deleted. ``workers``: rendering processes (default: all available CPUs, up to 4,
+    for worlds of 1,000+ images); the output does not depend on it.
+
+    Returns a summary: root, preset, scale, seed, ``ids`` (train / test), ``cameras``,
+    ``images`` per split, ``time_span_frames``, ``seconds`` taken and ``reused``.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+        raise TCULError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    knobs = resolve_knobs(preset, scale, overrides)
+    request = _request(preset, scale, seed, json.loads(json.dumps(knobs.to_dict())))
+    root = Path(root).expanduser().resolve()
+    existing = _prepare_root(root, request, overwrite)
+    if existing is not None:
+        return _summary(root, existing, time.perf_counter() - t0, reused=True)
+
+    domain = PRESETS.index(preset)
+    cam_ss, people_ss, time_ss = np.random.SeedSequence([seed, domain]).spawn(3)
+    cameras = sample_cameras(np.random.default_rng(cam_ss), knobs.n_cameras, knobs.camera_style,
+                             knobs.camera_variation)
+    n_people = knobs.n_train_ids + knobs.n_test_ids
+    people = sample_appearances(np.random.default_rng(people_ss), n_people, knobs.palette,
+                                knobs.outfit_group_frac, knobs.outfit_group_size)
+    timeline = plan_world(np.random.default_rng(time_ss), knobs, cameras)
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text(json.dumps(request) + "\n")
+    for folder in SPLIT_DIRS.values():
+        (root / folder).mkdir(exist_ok=True)
+    ctx = RenderContext(seed, domain, knobs.palette, (knobs.image_height, knobs.image_width),
+                        cameras, people)
+    n = len(timeline.images)
+    if workers is None:
+        workers = min(_available_cpus(), 4) if n >= 1000 else 1
+    _render_all(ctx, root, timeline.images, max(1, int(workers)), progress,
+                f"world {preset}/{scale}")
+    manifest = _manifest(preset, scale, seed, knobs, request, cameras, people, timeline)
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    (root / MARKER).unlink()
+    return _summary(root, manifest, time.perf_counter() - t0, reused=False)

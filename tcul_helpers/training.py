@@ -1,0 +1,284 @@
+"""The two training loops: the source baseline f_theta0 and the target fine-tuning step.
+
+* :func:`train_source` - step 1 of Algorithm 1: cross-entropy + batch-hard triplet loss
+  (margin ``cfg.source_margin``) on the labelled source set, Adam (``cfg.source_lr``),
+  P x K batches (``cfg.batch_ids`` x ``cfg.num_instances_source``), ``cfg.source_epochs``.
+* :func:`finetune` - step (d): batch-hard triplet loss only (Eq. 4-5, margin ``cfg.margin``)
+  on the embedding of the selected images with their pseudo-labels, SGD (``cfg.target_lr``,
+  ``cfg.momentum``, ``cfg.weight_decay``), random erasing + flip, P x K batches over
+  pseudo-labels (``cfg.batch_ids`` x ``cfg.batch_instances``), ``cfg.target_epochs``.
+
+Both seed torch, NumPy and the sampler from one seed, so the same seed on a CPU gives the
+same weights; on CUDA they use float16 autocast + GradScaler (``cfg.amp``) and channels-last.
+A non-finite loss raises :class:`NonFiniteLossError`; too few samples for one batch raise
+:class:`TooFewSamplesError`; both are :class:`~tcul_helpers.errors.TCULError` subclasses
+that the outer loop can catch (keep the last good checkpoint / warn and skip).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .config import Config
+from .device import (
+    autocast,
+    is_cuda,
+    make_generator,
+    memory_format,
+    resolve_device,
+    seed_everything,
+    use_amp,
+)
+from .errors import TCULError
+from .image_dataset import ImageCache, ImageDataset, resolve_cache
+from .losses import baseline_loss, batch_hard_triplet_loss
+from .models import ReidNet, build_model, model_to_device
+from .records import ImageRecord
+from .sampler import PKSampler, apply_singleton_rule
+from .transforms import build_transforms
+
+
+class NonFiniteLossError(TCULError):
+    """The training loss became NaN or infinite (diverged): keep the last good checkpoint."""
+
+
+class TooFewSamplesError(TCULError):
+    """Fewer usable images or labels than one P x K batch needs."""
+
+
+#: ``loss_fn(model_output, labels) -> (loss, {name: value})`` for one batch
+LossFn = Callable[[object, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+
+def _check_enough(n_images: int, n_ids: int, P: int, K: int, what: str) -> None:
+    if n_ids < 2 or n_images < P * K:
+        raise TooFewSamplesError(
+            f"{what}: {n_images} images in {n_ids} identities, but one batch needs at least "
+            f"2 identities and {P}x{K}={P * K} images: skip this step or lower "
+            "batch_ids/batch_instances"
+        )
+
+
+def _make_loader(dataset: ImageDataset, sampler: PKSampler, cfg: Config, device: torch.device,
+                 seed: int) -> DataLoader:
+    workers = max(0, int(cfg.num_workers))
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=is_cuda(device),
+        generator=make_generator(seed),
+        persistent_workers=workers > 0,
+    )
+
+
+def _run_epochs(
+    model: nn.Module,
+    loader: DataLoader,
+    sampler: PKSampler,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    cfg: Config,
+    device: torch.device,
+    epochs: int,
+    stage: str,
+    progress: bool,
+    log: Callable[[dict], object] | None,
+) -> dict[str, list]:
+    """Shared loop: ``epochs`` passes over the PK batches; returns per-epoch lists."""
+    amp = use_amp(device, cfg.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    fmt = memory_format(device)
+    cuda = is_cuda(device)
+    history: dict[str, list] = {"epoch": [], "loss": [], "images_per_s": [], "seconds": []}
+    model.train()
+    bar = tqdm(total=epochs * len(sampler), desc=stage, disable=not progress, leave=False)
+    try:
+        for epoch in range(epochs):
+            sampler.set_epoch(epoch)
+            start = time.perf_counter()
+            sums: dict[str, float] = {}
+            n_batches = n_images = 0
+            for batch, (images, labels, _index) in enumerate(loader):
+                images = images.to(device, non_blocking=cuda, memory_format=fmt)
+                labels = labels.to(device, non_blocking=cuda)
+                with autocast(device, amp):
+                    out = model(images)
+                loss, parts = loss_fn(out, labels)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(
+                        f"{stage}: the loss became {value} at epoch {epoch + 1}, batch "
+                        f"{batch + 1}: training diverged; lower the learning rate and keep the "
+                        "last good checkpoint"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                n_batches += 1
+                n_images += images.shape[0]
+                for key, val in {"loss": value, **parts}.items():
+                    sums[key] = sums.get(key, 0.0) + val
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}")
+            if cuda:
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - start
+            record = {"epoch": epoch + 1, "seconds": seconds,
+                      "images_per_s": n_images / seconds if seconds > 0 else float("nan")}
+            record.update({k: v / max(n_batches, 1) for k, v in sums.items()})
+            for key, val in record.items():
+                history.setdefault(key, []).append(val)
+            if log is not None:
+                log({"stage": stage, **record})
+    finally:
+        bar.close()
+    return history
+
+
+def train_source(
+    records: Sequence[ImageRecord],
+    cfg: Config,
+    device: torch.device | str,
+    progress: bool = True,
+    log: Callable[[dict], object] | None = None,
+    image_cache: ImageCache | bool | None = None,
+    seed: int | None = None,
+) -> tuple[ReidNet, dict]:
+    """Train the baseline f_theta0 on labelled source ``records`` (step 1 of Algorithm 1).
+
+    Loss: cross-entropy on the logits + batch-hard triplet loss (Eq. 4-5, margin
+    ``cfg.source_margin``) on the embedding; Adam with ``cfg.source_lr``; P x K batches of
+    ``cfg.batch_ids`` identities x ``cfg.num_instances_source`` images; training transforms
+    (flip, random erasing); ``cfg.source_epochs`` epochs. Identities are relabelled to
+    0..C-1 in sorted pid order. ``log`` (optional) is called with a dict after every epoch.
+
+    Returns ``(model, history)``: the model in eval mode on ``device`` with its classifier,
+    and per-epoch lists ``loss``, ``ce``, ``triplet``, ``accuracy`` (training batches),
+    ``active_fraction`` (anchors with a positive triplet loss), ``images_per_s``,
+    ``seconds``, plus ``num_classes`` and ``pids`` (the pid of each class).
+    Seeds everything with ``seed`` (default ``cfg.seed``).
+    """
+    device = resolve_device(device)
+    seed = cfg.seed if seed is None else int(seed)
+    records = list(records)
+    pids = np.array([r.pid for r in records], dtype=np.int64)
+    classes, labels = np.unique(pids, return_inverse=True)
+    P, K = cfg.batch_ids, cfg.num_instances_source
+    _check_enough(len(records), len(classes), P, K, "source training")
+    seed_everything(seed)
+    cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width)
+    dataset = ImageDataset(records, build_transforms(cfg, train=True), labels=labels,
+                           cache=cache if cache is not None else False, progress=progress)
+    sampler = PKSampler(labels, P, K, seed=seed)
+    model = build_model(cfg.arch, len(classes), cfg.embedding_dim, cfg.imagenet_init)
+    model_to_device(model, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.source_lr)
+
+    def loss_fn(out, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        emb, logits = out
+        total, ce, trip, mined = baseline_loss(emb, logits, y, cfg.source_margin,
+                                               return_details=True)
+        acc = float((logits.detach().argmax(1) == y).float().mean())
+        return total, {"ce": float(ce.detach()), "triplet": float(trip.detach()),
+                       "accuracy": acc, "active_fraction": mined.active_fraction}
+
+    loader = _make_loader(dataset, sampler, cfg, device, seed)
+    history = _run_epochs(model, loader, sampler, optimizer, loss_fn, cfg, device,
+                          cfg.source_epochs, "source training", progress, log)
+    history["num_classes"] = len(classes)
+    history["pids"] = classes.tolist()
+    history["batches_per_epoch"] = len(sampler)
+    model.eval()
+    return model, history
+
+
+def finetune(
+    model: ReidNet,
+    records: Sequence[ImageRecord],
+    pseudo_labels: Sequence[int] | np.ndarray,
+    cfg: Config,
+    device: torch.device | str,
+    progress: bool = True,
+    image_cache: ImageCache | bool | None = None,
+    seed: int | None = None,
+    log: Callable[[dict], object] | None = None,
+) -> dict:
+    """Fine-tune ``model`` in place on the selected target images (step (d) of Algorithm 1).
+
+    ``pseudo_labels[i]`` is the cluster ``l_i`` (Eq. 1-2) of ``records[i]``. Single-image
+    pseudo-identities follow ``cfg.singletons`` (see :func:`apply_singleton_rule`). Loss:
+    batch-hard triplet (Eq. 4-5, margin ``cfg.margin``) on the embedding; SGD
+    (``cfg.target_lr``, ``cfg.momentum``, ``cfg.weight_decay``); random erasing + flip;
+    P x K batches (``cfg.batch_ids`` x ``cfg.batch_instances``) over pseudo-labels;
+    ``cfg.target_epochs`` epochs. The classifier is dropped first (the paper removes the
+    last FC for target training). Seeds everything with ``seed`` (default ``cfg.seed``; pass
+    e.g. ``cfg.seed + iteration`` for different augmentations in each iteration).
+
+    Returns stats: ``epoch_loss`` (mean loss per epoch), ``loss`` (last epoch's),
+    ``active_fraction`` per epoch, ``batches``, ``images``, ``images_per_s``, ``seconds``,
+    ``num_images``/``num_ids`` (used), ``dropped_singletons``, ``P``, ``K``.
+    Raises TooFewSamplesError when the images cannot fill one batch, NonFiniteLossError when
+    the loss diverges.
+    """
+    device = resolve_device(device)
+    seed = cfg.seed if seed is None else int(seed)
+    records = list(records)
+    labels = np.asarray(pseudo_labels)
+    if labels.ndim != 1 or len(labels) != len(records):
+        raise TCULError(
+            f"pseudo_labels has shape {labels.shape} but there are {len(records)} records: "
+            "give one label per record"
+        )
+    keep = apply_singleton_rule(labels, cfg.singletons)
+    used = [records[i] for i in keep]
+    used_labels = labels[keep].astype(np.int64)
+    n_ids = len(np.unique(used_labels))
+    P, K = cfg.batch_ids, cfg.batch_instances
+    _check_enough(len(used), n_ids, P, K, "fine-tuning")
+    seed_everything(seed)
+    if isinstance(model, ReidNet):
+        model.drop_classifier()
+    model_to_device(model, device)
+    cache = resolve_cache(image_cache, len(used), cfg.height, cfg.width)
+    dataset = ImageDataset(used, build_transforms(cfg, train=True), labels=used_labels,
+                           cache=cache if cache is not None else False, progress=progress)
+    sampler = PKSampler(used_labels, P, K, seed=seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.target_lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay)
+
+    def loss_fn(out, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        emb = out[0] if isinstance(out, tuple) else out
+        loss, mined = batch_hard_triplet_loss(emb, y, cfg.margin, return_details=True)
+        return loss, {"active_fraction": mined.active_fraction}
+
+    loader = _make_loader(dataset, sampler, cfg, device, seed)
+    hist = _run_epochs(model, loader, sampler, optimizer, loss_fn, cfg, device,
+                       cfg.target_epochs, "fine-tuning", progress, log)
+    model.eval()
+    seconds = float(sum(hist["seconds"]))
+    batches = len(sampler) * cfg.target_epochs
+    images = batches * sampler.batch_size
+    return {
+        "epoch_loss": hist["loss"],
+        "loss": hist["loss"][-1] if hist["loss"] else float("nan"),
+        "active_fraction": hist.get("active_fraction", []),
+        "batches": batches,
+        "images": images,
+        "images_per_s": images / seconds if seconds > 0 else float("nan"),
+        "seconds": seconds,
+        "num_images": len(used),
+        "num_ids": n_ids,
+        "dropped_singletons": len(records) - len(used),
+        "P": sampler.P,
+        "K": sampler.K,
+    }

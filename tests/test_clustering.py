@@ -1,0 +1,300 @@
+"""Clustering: Eq. 1-2 assignment, Eq. 6-7 centre update, k-means init and PUL re-clustering,
+checked against hand-computed values, naive loops and scikit-learn."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics.pairwise import cosine_similarity
+
+from tcul_helpers.clustering import (
+    assign_clusters,
+    cosine_similarity_to_centers,
+    inertia,
+    kmeans,
+    kmeans_init,
+    kmeans_recluster,
+    similarity_to_own_center,
+    update_centers,
+)
+from tcul_helpers.errors import TCULError
+
+R = 1 / math.sqrt(2)
+
+
+# ------------------------------------------------------------------------------ Eq. 1-2
+def test_assign_hand_example_with_tie_and_zero_vector():
+    centers = np.array([[1.0, 1.0], [1.0, -1.0], [0.0, 1.0]])
+    feats = np.array(
+        [
+            [1.0, 0.0],  # cos 1/sqrt2 to c0 and c1: a tie -> lowest k = 0
+            [0.0, 0.0],  # zero vector: cos 0 with everything, no NaN -> 0
+            [0.0, 2.0],  # c2 exactly
+            [2.0, -2.0],  # c1 exactly
+            [-1.0, 0.0],  # -1/sqrt2, -1/sqrt2, 0 -> c2
+        ]
+    )
+    sim = cosine_similarity_to_centers(feats, centers)
+    expected = np.array(
+        [[R, R, 0.0], [0.0, 0.0, 0.0], [R, -R, 1.0], [0.0, 1.0, -R], [-R, -R, 0.0]]
+    )
+    np.testing.assert_allclose(sim, expected, atol=1e-12)
+    labels = assign_clusters(feats, centers)
+    assert labels.dtype == np.int64
+    assert labels.tolist() == [0, 0, 2, 1, 2]
+    # the tie goes to the lowest k whatever the order of the tied centres
+    assert assign_clusters(feats[:1], centers[[1, 0, 2]]).tolist() == [0]
+    assert assign_clusters(feats[:1], centers[[2, 1, 0]]).tolist() == [1]
+
+
+def test_zero_center_gives_zero_similarity_not_nan():
+    centers = np.array([[0.0, 0.0], [1.0, 1.0]])
+    sim = cosine_similarity_to_centers(np.array([[-1.0, -1.0], [3.0, 0.0]]), centers)
+    assert np.isfinite(sim).all()
+    np.testing.assert_allclose(sim, [[0.0, -1.0], [0.0, R]], atol=1e-12)
+    assert assign_clusters(np.array([[-1.0, -1.0]]), centers).tolist() == [0]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_assign_agrees_with_sklearn_cosine_argmax(dtype):
+    rng = np.random.default_rng(3)
+    feats = rng.standard_normal((300, 24)).astype(dtype)
+    centers = rng.standard_normal((17, 24)).astype(dtype)
+    ref = cosine_similarity(feats.astype(np.float64), centers.astype(np.float64))
+    sim = cosine_similarity_to_centers(feats, centers)
+    assert sim.dtype == dtype
+    np.testing.assert_allclose(sim, ref, atol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_array_equal(assign_clusters(feats, centers), ref.argmax(axis=1))
+    # torch tensors in, numpy out
+    out = assign_clusters(torch.from_numpy(feats), torch.from_numpy(centers))
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_array_equal(out, ref.argmax(axis=1))
+
+
+def test_similarity_to_own_center_matches_loop():
+    rng = np.random.default_rng(4)
+    feats = rng.standard_normal((600, 8))  # more rows than one internal chunk
+    centers = rng.standard_normal((5, 8))
+    labels = rng.integers(0, 5, 600)
+    got = similarity_to_own_center(feats, labels, centers)
+    ref = [
+        feats[i] @ centers[labels[i]]
+        / (np.linalg.norm(feats[i]) * np.linalg.norm(centers[labels[i]]))
+        for i in range(600)
+    ]
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ Eq. 6-7
+CENTERS = np.array([[1.0, 1.0], [10.0, 10.0], [5.0, 5.0]])
+FEATS = np.array([[0.0, 0.0], [2.0, 4.0], [6.0, 4.0]])
+LABELS = np.array([0, 0, 2])  # cluster 1 is empty
+
+
+def test_update_centers_hand_computed():
+    beta = 1e-6
+    new = update_centers(CENTERS, FEATS, LABELS, lambda_c=0.5, beta=beta)
+    # k=0: sum (c0 - x) = (1,1) + (-1,-3) = (0,-2); delta = (0,-2)/(2+beta)
+    # k=2: (5,5) - (6,4) = (-1,1); delta = (-1,1)/(1+beta); k=1: empty, unchanged
+    expected = np.array(
+        [
+            [1.0, 1.0 + 0.5 * 2 / (2 + beta)],
+            [10.0, 10.0],
+            [5.0 + 0.5 / (1 + beta), 5.0 - 0.5 / (1 + beta)],
+        ]
+    )
+    np.testing.assert_allclose(new, expected, rtol=0, atol=1e-12)
+
+
+def test_update_centers_limits_of_lambda_c():
+    same = update_centers(CENTERS, FEATS, LABELS, lambda_c=0.0)
+    np.testing.assert_array_equal(same, CENTERS)
+    # lambda_c = 1 and beta = 0: every non-empty centre jumps to its member mean
+    mean = update_centers(CENTERS, FEATS, LABELS, lambda_c=1.0, beta=0.0)
+    np.testing.assert_allclose(mean, [[1.0, 2.0], [10.0, 10.0], [6.0, 4.0]], atol=1e-12)
+    assert np.isfinite(mean).all()  # empty cluster with beta = 0: 0/0 taken as 0
+    # tiny beta: almost the mean
+    near = update_centers(CENTERS, FEATS, LABELS, lambda_c=1.0, beta=1e-6)
+    np.testing.assert_allclose(near, mean, atol=1e-5)
+
+
+def test_update_centers_beta_effect():
+    # k=2 has one member: delta = (-1, 1) / (1 + beta); beta = 2 -> a third of the way
+    new = update_centers(CENTERS, FEATS, LABELS, lambda_c=0.5, beta=2.0)
+    np.testing.assert_allclose(new[2], [5.0 + 0.5 / 3, 5.0 - 0.5 / 3], atol=1e-12)
+    np.testing.assert_allclose(new[0], [1.0, 1.0 + 0.5 * 2 / 4], atol=1e-12)
+    # a larger beta always moves less
+    moves = [
+        np.abs(update_centers(CENTERS, FEATS, LABELS, 0.5, b) - CENTERS).sum()
+        for b in (0.0, 0.5, 5.0, 500.0)
+    ]
+    assert moves == sorted(moves, reverse=True)
+
+
+def test_update_centers_does_not_mutate_inputs():
+    c, f, lab = CENTERS.copy(), FEATS.copy(), LABELS.copy()
+    update_centers(c, f, lab)
+    np.testing.assert_array_equal(c, CENTERS)
+    np.testing.assert_array_equal(f, FEATS)
+    np.testing.assert_array_equal(lab, LABELS)
+    ct = torch.tensor(CENTERS, dtype=torch.float32)
+    out = update_centers(ct, torch.tensor(FEATS, dtype=torch.float32), torch.tensor(LABELS))
+    assert torch.equal(ct, torch.tensor(CENTERS, dtype=torch.float32))
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32
+
+
+def test_update_centers_matches_naive_eq6_loop():
+    rng = np.random.default_rng(5)
+    K, N, D = 6, 50, 7
+    centers = rng.standard_normal((K, D))
+    feats = rng.standard_normal((N, D))
+    labels = rng.integers(0, K - 1, N)  # K-1 never used: an empty cluster
+    lam, beta = 0.3, 0.01
+    ref = centers.copy()
+    for k in range(K):
+        num = np.zeros(D)
+        cnt = 0
+        for i in range(N):
+            if labels[i] == k:
+                num += centers[k] - feats[i]
+                cnt += 1
+        ref[k] = centers[k] - lam * num / (beta + cnt)
+    np.testing.assert_allclose(update_centers(centers, feats, labels, lam, beta), ref, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ k-means
+def _blobs(n=600, k=12, d=16, seed=0):
+    return make_blobs(n, n_features=d, centers=k, random_state=seed)[0]
+
+
+def test_kmeans_init_is_deterministic_for_a_seed():
+    x = _blobs().astype(np.float32)
+    a = kmeans_init(x, 12, seed=7)
+    b = kmeans_init(x, 12, seed=7)
+    assert a.shape == (12, 16) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    c = kmeans_init(torch.from_numpy(x), 12, seed=8)
+    assert not np.array_equal(a, c)
+
+
+def test_kmeans_inertia_close_to_sklearn_on_blobs():
+    x = _blobs()
+    ours = [kmeans(x, 12, seed=s).inertia for s in range(8)]
+    theirs = [KMeans(12, random_state=s, n_init=1).fit(x).inertia_ for s in range(8)]
+    assert np.median(ours) <= 1.02 * np.median(theirs)
+    # the reported inertia is the objective of the returned centres
+    res = kmeans(x, 12, seed=0)
+    assert res.inertia == pytest.approx(inertia(x, res.centers), rel=1e-9)
+
+
+def _naive_lloyd(x, centers, n_iter=100):
+    centers = centers.copy()
+    for _ in range(n_iter):
+        d = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(-1)
+        labels = d.argmin(1)
+        new = np.stack([x[labels == k].mean(0) for k in range(len(centers))])
+        if np.array_equal(new, centers):
+            break
+        centers = new
+    d = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(-1)
+    return centers, d.argmin(1), d.min(1).sum()
+
+
+def test_kmeans_lloyd_matches_naive_reference_from_the_same_init():
+    x = _blobs(n=300, k=6, d=5, seed=1) + 0.0
+    rng = np.random.default_rng(0)
+    init = x[rng.choice(len(x), 6, replace=False)]
+    ref_c, ref_l, ref_in = _naive_lloyd(x, init)
+    res = kmeans(x, 6, seed=0, init=init, tol=0.0)
+    assert res.converged
+    np.testing.assert_array_equal(res.labels, ref_l)
+    np.testing.assert_allclose(res.centers, ref_c, atol=1e-9)
+    assert res.inertia == pytest.approx(ref_in, rel=1e-9)
+    # and the same as scikit-learn's Lloyd from that init
+    sk = KMeans(6, init=init, n_init=1, tol=0.0, algorithm="lloyd").fit(x)
+    np.testing.assert_array_equal(res.labels, sk.labels_)
+
+
+def test_kmeans_refills_an_empty_cluster():
+    x = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [5.0, 5.0], [5.1, 5.0], [9.0, 9.0]])
+    init = np.array([[0.0, 0.0], [100.0, 100.0], [5.0, 5.0]])  # centre 1 owns nobody
+    res = kmeans(x, 3, seed=0, init=init)
+    assert np.isfinite(res.centers).all()
+    assert sorted(set(res.labels.tolist())) == [0, 1, 2]
+    # the farthest point (9, 9) becomes its own cluster
+    assert res.labels[5] != res.labels[3]
+    assert res.inertia == pytest.approx(0.02 / 3 * 2 + 0.005, rel=1e-6)
+
+
+def test_kmeans_with_duplicate_points():
+    x = np.array([[1.0, 2.0]] * 5 + [[3.0, 3.0]])
+    res = kmeans(x, 3, seed=0)
+    assert np.isfinite(res.centers).all() and np.isfinite(res.inertia)
+    assert res.inertia == pytest.approx(0.0, abs=1e-12)
+    assert kmeans(x, 1, seed=0).centers.shape == (1, 2)
+
+
+def test_kmeans_on_wide_features_uses_projected_seeding():
+    # D > the seeding projection: still finds well separated clusters
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((5, 600)) * 10
+    x = np.repeat(means, 20, axis=0) + rng.standard_normal((100, 600)) * 0.1
+    res = kmeans(x.astype(np.float32), 5, seed=1)
+    truth = np.repeat(np.arange(5), 20)
+    # every found cluster is exactly one true cluster
+    assert all(len(set(truth[res.labels == k])) == 1 for k in range(5))
+
+
+def test_kmeans_recluster_centres_are_the_images_nearest_the_centroids():
+    x = _blobs(n=200, k=5, d=4, seed=2)
+    res = kmeans_recluster(x, 5, seed=3)
+    plain = kmeans(x, 5, seed=3)
+    np.testing.assert_array_equal(res.labels, plain.labels)
+    ref_idx = [int(np.argmin(((x - c) ** 2).sum(1))) for c in plain.centers]
+    assert res.center_indices.tolist() == ref_idx
+    np.testing.assert_array_equal(res.centers, x[ref_idx])
+    assert plain.center_indices is None
+
+
+def test_kmeans_progress_bar_runs():
+    x = _blobs(n=60, k=3, d=3)
+    assert kmeans(x, 3, seed=0, progress=True).labels.shape == (60,)
+
+
+# ------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("K", [0, -1, 11])
+def test_bad_k(K):
+    with pytest.raises(TCULError, match="K \\(n_clusters\\) must be between 1"):
+        kmeans_init(np.ones((10, 2)), K, seed=0)
+
+
+def test_bad_inputs_have_one_line_messages():
+    good = np.random.default_rng(0).random((6, 3))
+    nan = good.copy()
+    nan[2, 1] = np.nan
+    cases = [
+        (lambda: kmeans_init(nan, 2, 0), "features contain NaN"),
+        (lambda: assign_clusters(nan, good[:2]), "features contain NaN"),
+        (lambda: update_centers(good[:2], nan, [0] * 6), "features contain NaN"),
+        (lambda: assign_clusters(good, nan[2:4]), "centers contain NaN"),
+        (lambda: kmeans_init(np.empty((0, 3)), 1, 0), "features are empty"),
+        (lambda: assign_clusters(np.empty((0, 3)), good[:2]), "features are empty"),
+        (lambda: kmeans_init(good[0], 1, 0), "2-D array"),
+        (lambda: assign_clusters(good, np.ones((2, 4))), "centers have 4 dims"),
+        (lambda: update_centers(good[:2], good, [0, 1, 0]), "labels have 3 entries"),
+        (lambda: update_centers(good[:2], good, [0, 1, 0, 1, 0, 2]), "labels must lie in 0..1"),
+        (lambda: update_centers(good[:2], good, [0] * 6, lambda_c=1.5), "lambda_c"),
+        (lambda: update_centers(good[:2], good, [0] * 6, beta=-1.0), "beta"),
+        (lambda: kmeans(good, 2, 0, n_iter=0), "n_iter"),
+        (lambda: kmeans(good, 2, 0, init=good[:3]), "init has 3 centres"),
+        (lambda: kmeans_init(good, 2.5, 0), "must be an integer"),
+    ]
+    for call, text in cases:
+        with pytest.raises(TCULError, match=text) as err:
+            call()
+        assert "\n" not in str(err.value)

@@ -1,0 +1,202 @@
+"""Training loops, feature extraction, device choice and seeding on tiny generated JPEGs."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tcul_helpers.config import get_config
+from tcul_helpers.device import make_generator, resolve_device, seed_everything
+from tcul_helpers.errors import TCULError
+from tcul_helpers.features import extract_features
+from tcul_helpers.image_dataset import ImageCache
+from tcul_helpers.models import build_model
+from tcul_helpers.records import ImageRecord
+from tcul_helpers.training import (
+    NonFiniteLossError,
+    TooFewSamplesError,
+    finetune,
+    train_source,
+)
+from tcul_helpers.transforms import build_transforms
+
+N_IDS, PER_ID = 6, 4
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    """6 identities x 4 random 32x16 JPEGs (a base colour per identity plus noise)."""
+    folder = tmp_path_factory.mktemp("jpegs")
+    rng = np.random.default_rng(0)
+    out = []
+    for pid in range(N_IDS):
+        base = rng.integers(30, 220, size=3)
+        for k in range(PER_ID):
+            arr = np.clip(base + rng.normal(0, 25, size=(32, 16, 3)), 0, 255).astype(np.uint8)
+            path = folder / f"{pid:04d}_c{k % 2 + 1}_f{k:07d}.jpg"
+            Image.fromarray(arr).save(path, quality=90)
+            out.append(ImageRecord(str(path), pid, k % 2 + 1, 10 * k, pid))
+    return out
+
+
+def tiny_cfg(**kw):
+    base = dict(batch_ids=3, batch_instances=2, num_instances_source=2, source_epochs=1,
+                target_epochs=1, embedding_dim=16, eval_batch_size=7, num_workers=0)
+    base.update(kw)
+    return get_config("smoke", **base)
+
+
+def states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_train_source_one_epoch(records):
+    cfg = tiny_cfg()
+    logged = []
+    model, hist = train_source(records, cfg, "cpu", progress=False, log=logged.append)
+    assert not model.training and model.num_classes == N_IDS
+    assert hist["num_classes"] == N_IDS and hist["pids"] == list(range(N_IDS))
+    assert hist["batches_per_epoch"] == math.ceil(N_IDS / cfg.batch_ids)
+    for key in ("loss", "ce", "triplet", "accuracy", "images_per_s", "active_fraction"):
+        assert len(hist[key]) == 1 and math.isfinite(hist[key][0])
+    assert hist["loss"][0] == pytest.approx(hist["ce"][0] + hist["triplet"][0], rel=1e-5)
+    assert len(logged) == 1 and logged[0]["stage"] == "source training"
+
+
+def test_train_source_is_deterministic_for_a_seed(records):
+    cfg = tiny_cfg(source_epochs=2)
+    a, ha = train_source(records, cfg, "cpu", progress=False)
+    b, hb = train_source(records, cfg, "cpu", progress=False)
+    assert states_equal(a, b) and ha["loss"] == hb["loss"]
+    c, _ = train_source(records, cfg, "cpu", progress=False, seed=cfg.seed + 1)
+    assert not states_equal(a, c)
+
+
+def test_finetune_one_epoch_drops_classifier(records):
+    cfg = tiny_cfg()
+    model = build_model("compact", N_IDS, cfg.embedding_dim)
+    pseudo = np.array([r.pid // 2 for r in records])  # 3 pseudo-ids of 8 images
+    stats = finetune(model, records, pseudo, cfg, "cpu", progress=False)
+    assert model.classifier is None and not model.training
+    assert len(stats["epoch_loss"]) == 1 and math.isfinite(stats["loss"])
+    assert stats["batches"] == 1 and stats["images"] == 6
+    assert stats["num_images"] == len(records) and stats["num_ids"] == 3
+    assert stats["dropped_singletons"] == 0 and stats["images_per_s"] > 0
+    assert (stats["P"], stats["K"]) == (3, 2)
+
+
+def test_finetune_is_deterministic_and_changes_the_weights(records):
+    cfg = tiny_cfg(target_epochs=2)
+    pseudo = np.array([r.pid for r in records])
+    torch.manual_seed(0)
+    start = build_model("compact", 0, cfg.embedding_dim)
+    a = build_model("compact", 0, cfg.embedding_dim)
+    b = build_model("compact", 0, cfg.embedding_dim)
+    a.load_state_dict(start.state_dict())
+    b.load_state_dict(start.state_dict())
+    sa = finetune(a, records, pseudo, cfg, "cpu", progress=False)
+    sb = finetune(b, records, pseudo, cfg, "cpu", progress=False)
+    assert states_equal(a, b) and sa["epoch_loss"] == sb["epoch_loss"]
+    assert not states_equal(a, start)
+
+
+def test_finetune_singleton_rules(records):
+    # ids 0-3 have 4 images each; the 8 images of ids 4-5 become 8 singleton pseudo-ids
+    pseudo = np.array([r.pid if r.pid < 4 else 100 + i for i, r in enumerate(records)])
+    model = build_model("compact", 0, 16)
+    drop = finetune(model, records, pseudo, tiny_cfg(singletons="drop"), "cpu", progress=False)
+    assert drop["num_images"] == 16 and drop["dropped_singletons"] == 8
+    assert drop["num_ids"] == 4
+    keep = finetune(model, records, pseudo, tiny_cfg(singletons="replace"), "cpu",
+                    progress=False)
+    assert keep["num_images"] == 24 and keep["num_ids"] == 12
+
+
+def test_too_few_samples(records):
+    cfg = tiny_cfg()
+    model = build_model("compact", 0, 16)
+    all_single = np.arange(len(records))
+    with pytest.raises(TooFewSamplesError, match="0 images"):
+        finetune(model, records, all_single, cfg, "cpu", progress=False)
+    with pytest.raises(TooFewSamplesError, match="2 identities"):
+        finetune(model, records, np.zeros(len(records), dtype=int), cfg, "cpu", progress=False)
+    with pytest.raises(TooFewSamplesError):  # 4 images < one 3x2 batch
+        finetune(model, records[:4], np.array([0, 0, 1, 1]), cfg, "cpu", progress=False)
+    with pytest.raises(TooFewSamplesError):
+        train_source(records[:5], cfg, "cpu", progress=False)
+    assert issubclass(TooFewSamplesError, TCULError)
+    with pytest.raises(TCULError, match="one label per record"):
+        finetune(model, records, [0, 1], cfg, "cpu", progress=False)
+
+
+def test_non_finite_loss_is_raised(records):
+    pseudo = np.array([r.pid for r in records])
+    model = build_model("compact", 0, 16)
+    with pytest.raises(NonFiniteLossError, match="diverged"):
+        finetune(model, records, pseudo, tiny_cfg(target_lr=1e30, target_epochs=3), "cpu",
+                 progress=False)
+    poisoned = build_model("compact", N_IDS, 16)
+    with torch.no_grad():
+        poisoned.embedding.weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="epoch 1, batch 1"):
+        finetune(poisoned, records, pseudo, tiny_cfg(), "cpu", progress=False)
+    assert issubclass(NonFiniteLossError, TCULError)
+
+
+def test_extract_features_order_shape_and_values(records):
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    model = build_model("compact", N_IDS, cfg.embedding_dim)
+    model.train()
+    model(torch.randn(8, 3, cfg.height, cfg.width))  # non-trivial BN running statistics
+    feats = extract_features(model, records, cfg, "cpu", progress=False)
+    assert feats.shape == (len(records), cfg.embedding_dim) and feats.dtype == np.float32
+    assert model.training  # mode restored
+    # reference: one image at a time through the eval transform
+    t = build_transforms(cfg, train=False)
+    model.eval()
+    with torch.no_grad():
+        for i in (0, 7, len(records) - 1):
+            with Image.open(records[i].path) as img:
+                x = t(img.convert("RGB")).unsqueeze(0)
+            assert np.allclose(feats[i], model(x)[0].numpy(), atol=1e-5)
+    rev = extract_features(model, records[::-1], cfg, "cpu", progress=False)
+    assert np.allclose(rev[::-1], feats, atol=1e-5)
+    cache = ImageCache(cfg.height, cfg.width)
+    cached = extract_features(model, records, cfg, "cpu", progress=False, image_cache=cache)
+    assert len(cache) == len(records) and np.array_equal(cached, feats)
+    empty = extract_features(model, [], cfg, "cpu", progress=False)
+    assert empty.shape == (0, cfg.embedding_dim)
+    with pytest.raises(TCULError, match="cache"):
+        extract_features(model, records, cfg, "cpu", progress=False,
+                         image_cache=ImageCache(64, 32))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    assert resolve_device(torch.device("cpu")).type == "cpu"
+    with pytest.raises(TCULError, match="auto, cpu, cuda"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(TCULError, match="CUDA is not available"):
+            resolve_device("cuda")
+        assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_seed_everything_repeats_all_generators():
+    seed_everything(42)
+    first = (random.random(), np.random.rand(), torch.rand(3))
+    seed_everything(42)
+    second = (random.random(), np.random.rand(), torch.rand(3))
+    assert first[0] == second[0] and first[1] == second[1] and torch.equal(first[2], second[2])
+    assert torch.equal(torch.rand(2, generator=make_generator(3)),
+                       torch.rand(2, generator=make_generator(3)))
+    with pytest.raises(TCULError, match="integer"):
+        seed_everything("7")

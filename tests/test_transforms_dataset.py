@@ -1,0 +1,174 @@
+"""Transforms (shapes, normalisation, augmentation) and the image dataset (labels, cache)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tcul_helpers.config import get_config
+from tcul_helpers.errors import TCULError
+from tcul_helpers.image_dataset import (
+    ImageCache,
+    ImageDataset,
+    load_image,
+    resolve_cache,
+)
+from tcul_helpers.records import ImageRecord
+from tcul_helpers.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_transforms,
+    denormalize,
+)
+
+
+def write_jpegs(folder, n_ids: int, per_id: int, size=(40, 20), seed: int = 0):
+    """Random JPEG records: identity i has a base colour plus noise."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for pid in range(n_ids):
+        base = rng.integers(30, 220, size=3)
+        for k in range(per_id):
+            arr = np.clip(base + rng.normal(0, 25, size=(*size, 3)), 0, 255).astype(np.uint8)
+            path = folder / f"{pid:04d}_c{k % 2 + 1}_f{k:07d}.jpg"
+            Image.fromarray(arr).save(path, quality=90)
+            records.append(ImageRecord(str(path), pid, k % 2 + 1, k, pid))
+    return records
+
+
+def cfg(**kw):
+    return get_config("smoke", **kw)
+
+
+def test_eval_transform_shape_and_normalisation_of_a_constant_image():
+    c = cfg(height=32, width=16)
+    rgb = (200, 100, 50)
+    img = Image.new("RGB", (10, 20), rgb)  # PIL size is (width, height)
+    out = build_transforms(c, train=False)(img)
+    assert out.shape == (3, 32, 16) and out.dtype == torch.float32
+    expected = [(v / 255 - m) / s for v, m, s in zip(rgb, IMAGENET_MEAN, IMAGENET_STD, strict=True)]
+    for ch in range(3):
+        assert torch.allclose(out[ch], torch.full((32, 16), expected[ch]), atol=1e-5)
+
+
+def test_eval_transform_accepts_uint8_tensor_like_pil():
+    c = cfg(height=32, width=16)
+    arr = np.random.default_rng(1).integers(0, 256, size=(32, 16, 3), dtype=np.uint8)
+    from_pil = build_transforms(c, train=False)(Image.fromarray(arr))
+    from_tensor = build_transforms(c, train=False)(torch.from_numpy(arr).permute(2, 0, 1))
+    assert torch.equal(from_pil, from_tensor)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    manual = (torch.from_numpy(arr).permute(2, 0, 1).float() / 255 - mean) / std
+    assert torch.allclose(from_tensor, manual, atol=1e-6)
+
+
+def test_train_transform_flip_and_erasing():
+    arr = np.random.default_rng(2).integers(0, 256, size=(32, 16, 3), dtype=np.uint8)
+    img = Image.fromarray(arr)
+    plain = build_transforms(cfg(height=32, width=16), train=False)(img)
+    flipped = build_transforms(cfg(height=32, width=16, flip=1.0, random_erasing=0.0),
+                               train=True)(img)
+    assert torch.equal(flipped, plain.flip(-1))
+    torch.manual_seed(0)
+    erased = build_transforms(cfg(height=32, width=16, flip=0.0, random_erasing=1.0),
+                              train=True)(img)
+    changed = erased != plain
+    assert changed.any() and (erased[changed] == 0).all()
+    # the erased region is one rectangle covering all three channels
+    mask = changed.any(0)
+    rows, cols = mask.any(1).nonzero(), mask.any(0).nonzero()
+    box = erased[:, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    assert (box == 0).all()
+
+
+def test_train_transform_is_seeded_by_torch():
+    arr = np.random.default_rng(3).integers(0, 256, size=(32, 16, 3), dtype=np.uint8)
+    t = build_transforms(cfg(height=32, width=16), train=True)
+    torch.manual_seed(5)
+    a = [t(Image.fromarray(arr)) for _ in range(4)]
+    torch.manual_seed(5)
+    b = [t(Image.fromarray(arr)) for _ in range(4)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_bad_probability_rejected():
+    bad = get_config("smoke", flip=1.5)  # config.validate does not check probabilities
+    with pytest.raises(TCULError, match="flip"):
+        build_transforms(bad, train=True)
+
+
+def test_denormalize_inverts_normalisation():
+    x = torch.rand(2, 3, 8, 4)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    norm = (x - mean) / std
+    assert torch.allclose(denormalize(norm), x, atol=1e-6)
+    with pytest.raises(TCULError):
+        denormalize(torch.rand(4, 4))
+
+
+def test_dataset_labels_pseudo_labels_and_index(tmp_path):
+    recs = write_jpegs(tmp_path, n_ids=3, per_id=2)
+    t = build_transforms(cfg(height=32, width=16), train=False)
+    ds = ImageDataset(recs, t)
+    assert len(ds) == 6
+    img, label, idx = ds[3]
+    assert img.shape == (3, 32, 16) and label == recs[3].pid and idx == 3
+    assert type(img) is torch.Tensor
+    pseudo = np.array([5, 5, 7, 9, 9, 0])
+    ds2 = ImageDataset(recs, t, labels=pseudo)
+    assert [ds2[i][1] for i in range(6)] == pseudo.tolist()
+    with pytest.raises(TCULError, match="one label per record"):
+        ImageDataset(recs, t, labels=[1, 2])
+    with pytest.raises(TCULError, match="integers"):
+        ImageDataset(recs, t, labels=[0.5] * 6)
+
+
+def test_cache_gives_same_pixels_and_is_shared(tmp_path):
+    recs = write_jpegs(tmp_path, n_ids=2, per_id=3, size=(64, 32))
+    t = build_transforms(cfg(height=32, width=16), train=False)
+    plain = ImageDataset(recs, t)
+    cached = ImageDataset(recs, t, cache=True, image_size=(32, 16))
+    assert cached.cache is not None and len(cached.cache) == 6
+    assert cached.cache.nbytes == 6 * 3 * 32 * 16
+    for i in range(6):
+        raw = cached.cache.get(recs[i].path)
+        assert raw.dtype == torch.uint8 and raw.shape == (3, 32, 16)
+        assert torch.equal(plain[i][0], cached[i][0])
+    shared = ImageCache(32, 16)
+    ImageDataset(recs[:3], t, cache=shared)
+    assert len(shared) == 3
+    ImageDataset(recs, t, cache=shared)
+    assert len(shared) == 6
+    # no transform: the cached uint8 image itself
+    raw_ds = ImageDataset(recs, None, cache=shared)
+    assert torch.equal(raw_ds[0][0], shared.get(recs[0].path))
+    with pytest.raises(TCULError, match="image_size"):
+        ImageDataset(recs, t, cache=True)
+
+
+def test_resolve_cache_rules():
+    given = ImageCache(32, 16)
+    assert resolve_cache(given, 10, 32, 16) is given
+    with pytest.raises(TCULError, match="32x16"):
+        resolve_cache(given, 10, 64, 32)
+    assert resolve_cache(False, 10, 32, 16) is None
+    assert isinstance(resolve_cache(True, 10, 32, 16), ImageCache)
+    assert isinstance(resolve_cache(None, 1000, 64, 32), ImageCache)
+    assert resolve_cache(None, 10**6, 256, 128) is None
+
+
+def test_unreadable_and_missing_images_name_the_path(tmp_path):
+    bad = tmp_path / "0001_c1_f0000001.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    with pytest.raises(TCULError, match="0001_c1_f0000001.jpg"):
+        load_image(str(bad))
+    rec = ImageRecord(str(bad), 1, 1, 1, 1)
+    ds = ImageDataset([rec], build_transforms(cfg(), train=False))
+    with pytest.raises(TCULError, match=str(bad)):
+        ds[0]
+    with pytest.raises(TCULError, match="not found"):
+        load_image(str(tmp_path / "missing.jpg"))
+    with pytest.raises(TCULError, match="0001_c1_f0000001.jpg"):
+        ImageDataset([rec], None, cache=True, image_size=(32, 16))
