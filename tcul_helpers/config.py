@@ -21,9 +21,12 @@ DEFAULT_PROFILE = "classroom"
 
 #: The method variants the kit runs side by side (method-notes.md, "Variants").
 VARIANTS: dict[str, dict[str, Any]] = {
-    "tcul": {"selection": "temporal", "centers": "update", "finetune_from": "previous"},
-    "sul": {"selection": "similarity", "centers": "update", "finetune_from": "previous"},
-    "pul": {"selection": "similarity", "centers": "kmeans", "finetune_from": "source"},
+    "tcul": {"selection": "temporal", "centers": "update", "finetune_from": "previous",
+             "l2_normalize": True},
+    "sul": {"selection": "similarity", "centers": "update", "finetune_from": "previous",
+            "l2_normalize": True},
+    "pul": {"selection": "similarity", "centers": "kmeans", "finetune_from": "source",
+            "l2_normalize": False},
 }
 
 
@@ -69,6 +72,7 @@ class Config:
     selection: str = "temporal"  # temporal (TCUL) | similarity (SUL/PUL) | none
     centers: str = "update"  # update (Eq. 6-7) | kmeans (PUL-style re-clustering)
     finetune_from: str = "previous"  # previous | source (PUL fine-tunes from f_theta0)
+    l2_normalize: bool = True  # L2-normalise features once after extraction (PUL: false)
     sim_threshold: float = 0.85
     singletons: str = "drop"  # drop | replace: pseudo-ids with one kept image
     kmeans_iters: int = 30

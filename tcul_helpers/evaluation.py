@@ -656,3 +656,39 @@ def summarize(cmc: Any, mAP: float) -> dict[str, float]:
         "rank10": 100.0 * float(c[9]),
         "mAP": 100.0 * m,
     }
+
+
+def evaluate_model(
+    model: Any,
+    dataset: Any,
+    cfg: Any,
+    device: Any = "cpu",
+    *,
+    progress: bool = True,
+    image_cache: Any = None,
+) -> dict[str, float]:
+    """Rank-1 / rank-5 / rank-10 / mAP (percent) of ``model`` on ``dataset``'s query/gallery.
+
+    Features are the model's embeddings, L2-normalised (so the Euclidean ranking is the
+    cosine ranking), extracted with :func:`tcul_helpers.features.extract_features`; the
+    protocol is :func:`evaluate`'s (single query, same pid + same camera removed).
+    """
+    from .features import extract_features  # torch is needed here only
+
+    def feats(records: list) -> np.ndarray:
+        z = extract_features(model, records, cfg, device, progress, image_cache)
+        if not np.isfinite(z).all():
+            raise TCULError("the model produced NaN features: it diverged; use an earlier "
+                            "checkpoint or a lower learning rate")
+        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+    if not dataset.query or not dataset.gallery:
+        raise TCULError(f"dataset {dataset.name} has no query or gallery images to evaluate on")
+    q, g = feats(dataset.query), feats(dataset.gallery)
+    cmc, mAP = evaluate_features(
+        q, g,
+        [r.pid for r in dataset.query], [r.pid for r in dataset.gallery],
+        [r.camid for r in dataset.query], [r.camid for r in dataset.gallery],
+        progress=False,
+    )
+    return summarize(cmc, mAP)

@@ -1,0 +1,395 @@
+"""Algorithm 1 of the paper: the TCUL loop, and its SUL / PUL-style / no-selection variants.
+
+::
+
+    Train f_theta0 on S                         (tcul_helpers.training.train_source)
+    k-means: initialise {c_k}                   (clustering.kmeans_init)      step 2
+    for iter = 1..N_iter:
+        z_i = f_theta_{iter-1}(x_i)             (features.extract_features)   step a
+        l_i = argmax_k sim(z_i, c_k)            (clustering.assign_clusters)  Eq. 1-2
+        D_iter = reliable samples               (selection.select_reliable)   Eq. 3
+        f_theta_iter = fine-tune on D_iter      (training.finetune)           Eq. 4-5
+        update {c_k}                            (clustering.update_centers)   Eq. 6-7
+
+The variant is chosen by ``cfg.selection`` (``temporal`` = TCUL, ``similarity`` = SUL,
+``none``), ``cfg.centers`` (``update`` = Eq. 6-7, ``kmeans`` = PUL-style re-clustering
+every iteration) and ``cfg.finetune_from`` (``previous``, or ``source`` as PUL does).
+
+**The one place where features are L2-normalised** is :func:`prepare_features`, right
+after every extraction, when ``cfg.l2_normalize`` is true (TCUL / SUL): k-means, Eq. 1-3
+and Eq. 6-7 all see unit-length features. The PUL-style variant sets it false (PUL runs
+k-means on raw features). Eq. 6-7 is applied to the features of the fine-tuned model with
+the labels of this iteration, and those features are step (a) of the next iteration:
+features are extracted once per iteration.
+
+Every iteration appends a record to ``history.json`` in the run folder (reliable samples,
+pseudo-identities used, seconds, and - from the ground truth, which the method never
+sees - pairwise precision of the kept pseudo-labels, NMI / ARI of the clustering, and
+target rank-1 / rank-5 / mAP) and writes a checkpoint; a stopped run resumes from its last
+completed iteration and ends with the same numbers as an unbroken one (CPU, same seed).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .clustering import assign_clusters, kmeans_init, kmeans_recluster, update_centers
+from .config import Config
+from .device import resolve_device
+from .errors import TCULError
+from .evaluation import evaluate_model
+from .features import extract_features
+from .image_dataset import ImageCache, resolve_cache
+from .metrics import clustering_scores, pairwise_precision, pairwise_recall
+from .models import ReidNet, load_checkpoint, save_checkpoint
+from .records import ReidDataset
+from .selection import select_by_similarity, temporal_anchors
+from .training import NonFiniteLossError, TooFewSamplesError, finetune
+
+HISTORY = "history.json"
+CONFIG = "config.json"
+STATE = "state.npz"
+CHECKPOINT = "model_last.pt"
+TRACE = "trace.npz"
+
+
+class NonFiniteFeaturesError(TCULError):
+    """The model produced NaN or infinite features: training diverged."""
+
+
+class TooFewSamplesWarning(UserWarning):
+    """An iteration kept too few samples to form one batch: fine-tuning was skipped."""
+
+
+@dataclass
+class AdaptResult:
+    """What :func:`adapt` returns: the adapted model, the final centres, the history."""
+
+    model: ReidNet
+    centers: np.ndarray
+    history: list[dict]
+    run_dir: Path
+    status: str = "complete"
+    baseline: dict = field(default_factory=dict)
+
+
+def prepare_features(z: np.ndarray, cfg: Config) -> np.ndarray:
+    """The kit's single normalisation point: L2-normalise rows when ``cfg.l2_normalize``.
+
+    Raises :class:`NonFiniteFeaturesError` on NaN / infinite features.
+    """
+    z = np.asarray(z, dtype=np.float32)
+    if not np.isfinite(z).all():
+        raise NonFiniteFeaturesError(
+            "the model produced NaN or infinite features: training diverged; lower the "
+            "learning rate (the last good checkpoint is kept)"
+        )
+    if cfg.l2_normalize:
+        z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    return z
+
+
+def select(cfg: Config, z: np.ndarray, labels: np.ndarray, centers: np.ndarray,
+           camids: np.ndarray, frames: np.ndarray | None) -> np.ndarray:
+    """Step (c) for ``cfg.selection``: the boolean mask of reliable images."""
+    if cfg.selection == "temporal":
+        if frames is None:
+            raise TCULError(
+                "temporal selection needs frame ids but this dataset has none (e.g. MSMT17): "
+                "use selection=similarity (--set selection=similarity)"
+            )
+        return temporal_anchors(z, labels, centers, camids, frames, cfg.lambda_fr).kept
+    if cfg.selection == "similarity":
+        return select_by_similarity(z, labels, centers, cfg.sim_threshold)
+    return np.ones(len(labels), dtype=bool)
+
+
+def _check_k(cfg: Config, n: int) -> None:
+    if cfg.n_clusters < 1 or cfg.n_clusters > n:
+        raise TCULError(
+            f"K={cfg.n_clusters} clusters for {n} target images: K must be between 1 and the "
+            "number of images (set n_clusters)"
+        )
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _comparable(cfg: Config) -> dict:
+    """The settings that decide a run's numbers (device and loader workers do not)."""
+    d = cfg.to_dict()
+    for key in ("device", "num_workers", "eval_batch_size"):
+        d.pop(key, None)
+    return d
+
+
+def _ground_truth_scores(labels: np.ndarray, kept: np.ndarray, truth: np.ndarray | None) -> dict:
+    if truth is None:
+        return {}
+    out = {
+        "precision": pairwise_precision(labels, truth, kept),
+        "recall": pairwise_recall(labels, truth, kept),
+        "precision_all": pairwise_precision(labels, truth),
+    }
+    out.update(clustering_scores(labels, truth))
+    return out
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe value: NaN -> None, numpy scalars -> Python numbers."""
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+class _Run:
+    """The run folder: configuration, history, state and checkpoint, written atomically."""
+
+    def __init__(self, run_dir: Path, cfg: Config, fresh: bool) -> None:
+        self.dir = run_dir
+        self.cfg = cfg
+        run_dir.mkdir(parents=True, exist_ok=True)
+        hist_path = run_dir / HISTORY
+        if fresh:
+            for name in (HISTORY, CONFIG, STATE, CHECKPOINT, TRACE):
+                (run_dir / name).unlink(missing_ok=True)
+        if hist_path.exists():
+            try:
+                self.data = json.loads(hist_path.read_text())
+                old = Config.load(run_dir / CONFIG)
+            except (json.JSONDecodeError, OSError, TypeError) as exc:
+                raise TCULError(
+                    f"{hist_path} or its config.json is unreadable ({exc}): delete {run_dir} "
+                    "or start over (--fresh)"
+                ) from None
+            if _comparable(old) != _comparable(cfg):
+                diff = sorted(k for k, v in _comparable(cfg).items()
+                              if _comparable(old).get(k) != v)
+                raise TCULError(
+                    f"{run_dir} holds a run with other settings ({', '.join(diff)}): use another "
+                    "output folder or start over (--fresh)"
+                )
+        else:
+            self.data = {"status": "new", "baseline": {}, "iterations": []}
+        cfg.save(run_dir / CONFIG)
+
+    @property
+    def iterations(self) -> list[dict]:
+        return self.data["iterations"]
+
+    def save_history(self, status: str) -> None:
+        self.data["status"] = status
+        _atomic_json(self.dir / HISTORY, _clean(self.data))
+
+    def load_trace(self) -> dict[str, np.ndarray]:
+        path = self.dir / TRACE
+        if not path.exists():
+            return {}
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+
+
+def adapt(
+    source_model: ReidNet,
+    target: ReidDataset,
+    cfg: Config,
+    run_dir: str | Path,
+    device: str | torch.device | None = None,
+    *,
+    progress: bool = True,
+    fresh: bool = False,
+    evaluate_each: bool = True,
+    stop_after: int | None = None,
+    log: Callable[[str], object] | None = None,
+) -> AdaptResult:
+    """Run Algorithm 1 on ``target.train`` from ``source_model`` (f_theta0), in ``run_dir``.
+
+    Resumes from the last completed iteration found in ``run_dir`` (unless ``fresh``).
+    ``stop_after`` ends the call after that many completed iterations (a later call resumes).
+    ``evaluate_each`` evaluates the target query/gallery after every iteration (else only
+    at the end). ``log`` receives one short line per iteration. The source model is not
+    modified. Raises TCULError for bad settings, and after writing the history (status
+    ``diverged``, last good checkpoint kept) when the loss or the features become NaN.
+    """
+    device = resolve_device(device if device is not None else cfg.device)
+    run_dir = Path(run_dir)
+    train = target.train
+    n = len(train)
+    _check_k(cfg, n)
+    frames = None
+    if target.has_frames:
+        frames = np.array([r.frame for r in train], dtype=np.int64)
+    elif cfg.selection == "temporal":
+        select(cfg, np.zeros((0, 1)), np.zeros(0, np.int64), np.zeros((1, 1)), np.zeros(0), None)
+    camids = np.array([r.camid for r in train], dtype=np.int64)
+    truth = np.array([r.pid for r in train], dtype=np.int64)
+    say = log or (lambda _msg: None)
+
+    run = _Run(run_dir, cfg, fresh)
+    cache = resolve_cache(None, n + len(target.query) + len(target.gallery), cfg.height, cfg.width)
+    trace = run.load_trace()
+    done = len(run.iterations)
+    model = copy.deepcopy(source_model)
+    model.drop_classifier()
+
+    def evaluate(m: ReidNet) -> dict:
+        return evaluate_model(m, target, cfg, device, progress=progress, image_cache=cache)
+
+    if done and (run_dir / CHECKPOINT).exists() and (run_dir / STATE).exists():
+        model, _meta = load_checkpoint(run_dir / CHECKPOINT, arch=cfg.arch, device=device)
+        with np.load(run_dir / STATE) as st:
+            centers, z = st["centers"], st["features"]
+        say(f"resuming {run_dir} after iteration {done}")
+    else:  # initialisation: baseline features, baseline score, k-means centres (step 2)
+        done = 0
+        run.data["iterations"] = []
+        trace = {}
+        model = model.to(device)
+        t0 = time.perf_counter()
+        z = prepare_features(extract_features(model, train, cfg, device, progress, cache), cfg)
+        if cfg.centers == "kmeans":
+            centers = np.zeros((cfg.n_clusters, z.shape[1]), dtype=np.float32)  # set per iteration
+        else:
+            centers = kmeans_init(z, cfg.n_clusters, cfg.seed, n_iter=cfg.kmeans_iters,
+                                  progress=progress).astype(np.float32)
+        base = evaluate(model)
+        run.data["baseline"] = {**base, "seconds": time.perf_counter() - t0}
+        trace["centers_0"] = centers
+        save_checkpoint(run_dir / CHECKPOINT, model, {"iteration": 0})
+        _atomic_npz(run_dir / STATE, centers=centers, features=z)
+        _atomic_npz(run_dir / TRACE, **trace)
+        run.save_history("running")
+        say(f"baseline on the target: rank-1 {base['rank1']:.1f}  mAP {base['mAP']:.1f}")
+
+    source_state = None  # PUL fine-tunes f_theta0 again in every iteration
+    if cfg.finetune_from == "source":
+        f0 = copy.deepcopy(source_model).drop_classifier()
+        source_state = {k: v.to(device) for k, v in f0.state_dict().items()}
+
+    for it in range(done + 1, cfg.n_iter + 1):
+        if stop_after is not None and it > stop_after:
+            run.save_history("stopped")
+            return AdaptResult(model, centers, run.iterations, run_dir, "stopped",
+                               run.data["baseline"])
+        t0 = time.perf_counter()
+        # (b) assignment, Eq. 1-2 (PUL-style: k-means again, centres are real images)
+        if cfg.centers == "kmeans":
+            res = kmeans_recluster(z, cfg.n_clusters, cfg.seed + it, n_iter=cfg.kmeans_iters)
+            centers, labels = res.centers.astype(np.float32), res.labels
+        else:
+            labels = assign_clusters(z, centers)
+        # (c) reliable samples, Eq. 3 (or similarity / none)
+        kept = select(cfg, z, labels, centers, camids, frames)
+        idx = np.flatnonzero(kept)
+        # (d) fine-tuning, Eq. 4-5
+        if source_state is not None:
+            model.load_state_dict(source_state)
+        skipped = ""
+        stats: dict = {}
+        try:
+            stats = finetune(model, [train[i] for i in idx], labels[idx], cfg, device,
+                             progress=progress, image_cache=cache, seed=cfg.seed + 1000 * it)
+        except TooFewSamplesError as exc:
+            skipped = str(exc)
+            warnings.warn(f"iteration {it}: {exc}", TooFewSamplesWarning, stacklevel=2)
+        except NonFiniteLossError as exc:
+            run.data["error"] = str(exc)
+            run.save_history("diverged")
+            raise NonFiniteLossError(f"iteration {it}: {exc}") from None
+        # (e) features of the fine-tuned model = step (a) of the next iteration; Eq. 6-7
+        try:
+            z_next = prepare_features(
+                extract_features(model, train, cfg, device, progress, cache), cfg)
+        except NonFiniteFeaturesError as exc:
+            run.data["error"] = str(exc)
+            run.save_history("diverged")
+            raise NonFiniteFeaturesError(f"iteration {it}: {exc}") from None
+        if cfg.centers == "update":
+            centers = update_centers(centers, z_next, labels, cfg.lambda_c, cfg.beta)
+        train_seconds = time.perf_counter() - t0
+        scores = evaluate(model) if (evaluate_each or it == cfg.n_iter) else {}
+        record = {
+            "iteration": it,
+            "n_reliable": int(kept.sum()),
+            "n_pseudo_ids": int(len(np.unique(labels[idx]))) if idx.size else 0,
+            "n_ids_trained": int(stats.get("num_ids", 0)),
+            "n_clusters_used": int(len(np.unique(labels))),
+            "seconds": train_seconds,
+            "skipped": skipped,
+            "loss": stats.get("loss"),
+            **_ground_truth_scores(labels, kept, truth),
+            **scores,
+        }
+        z = z_next
+        trace[f"labels_{it}"] = labels
+        trace[f"kept_{it}"] = kept
+        trace[f"centers_{it}"] = np.asarray(centers, dtype=np.float32)
+        save_checkpoint(run_dir / CHECKPOINT, model, {"iteration": it})
+        _atomic_npz(run_dir / STATE, centers=centers, features=z)
+        _atomic_npz(run_dir / TRACE, **trace)
+        run.iterations.append(record)
+        run.save_history("running")
+        prec = record.get("precision")
+        say(f"iteration {it}/{cfg.n_iter}: {record['n_reliable']} reliable"
+            + (f", precision {prec:.3f}" if prec is not None and np.isfinite(prec) else "")
+            + (f", mAP {record['mAP']:.1f}" if "mAP" in record else "")
+            + (" (fine-tuning skipped: too few samples)" if skipped else ""))
+    run.save_history("complete")
+    return AdaptResult(model, np.asarray(centers), run.iterations, run_dir, "complete",
+                       run.data["baseline"])
+
+
+def load_history(run_dir: str | Path) -> dict:
+    """The ``history.json`` of a run folder: ``{"status", "baseline", "iterations"}``."""
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        raise TCULError(f"no {HISTORY} in {run_dir}: run the adaptation there first")
+    return json.loads(path.read_text())
+
+
+def load_trace(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """Per-iteration arrays of a run: ``centers_t``, ``labels_t``, ``kept_t``."""
+    path = Path(run_dir) / TRACE
+    if not path.is_file():
+        raise TCULError(f"no {TRACE} in {run_dir}: run the adaptation there first")
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+__all__ = [
+    "AdaptResult",
+    "ImageCache",
+    "NonFiniteFeaturesError",
+    "TooFewSamplesWarning",
+    "adapt",
+    "load_history",
+    "load_trace",
+    "prepare_features",
+    "select",
+]

@@ -1,0 +1,81 @@
+"""How good are the pseudo-labels? Ground-truth checks the method itself never sees.
+
+The synthetic world (and the real datasets' training splits) know every image's true
+identity. TCUL never uses it; the kit uses it only to *measure* what each step did:
+
+* :func:`pairwise_precision` - of all pairs of selected images that share a pseudo-label,
+  the fraction that are truly the same person (the reliability Eq. 3 is meant to raise);
+* :func:`pairwise_recall` - of all same-person pairs among the selected images, the fraction
+  that share a pseudo-label;
+* :func:`clustering_scores` - NMI and ARI of the cluster assignment (Eq. 1-2) against the
+  true identities, from scikit-learn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from .errors import TCULError
+
+
+def _pairs(counts: np.ndarray) -> float:
+    c = counts.astype(np.float64)
+    return float((c * (c - 1) / 2).sum())
+
+
+def _check(pseudo: Any, truth: Any, mask: Any | None) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(pseudo).reshape(-1)
+    t = np.asarray(truth).reshape(-1)
+    if p.shape != t.shape:
+        raise TCULError(
+            f"pseudo-labels ({p.shape[0]}) and true labels ({t.shape[0]}) differ in length: "
+            "give one of each per image"
+        )
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool).reshape(-1)
+        if m.shape != p.shape:
+            raise TCULError(f"mask has {m.shape[0]} entries for {p.shape[0]} images")
+        p, t = p[m], t[m]
+    return p, t
+
+
+def _contingency(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Sizes of the non-empty (pseudo-label, true label) cells."""
+    if p.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, p_idx = np.unique(p, return_inverse=True)
+    _, t_idx = np.unique(t, return_inverse=True)
+    key = p_idx.reshape(-1).astype(np.int64) * (int(t_idx.max()) + 1) + t_idx.reshape(-1)
+    return np.unique(key, return_counts=True)[1]
+
+
+def pairwise_precision(pseudo_labels: Any, true_labels: Any, mask: Any | None = None) -> float:
+    """Fraction of same-pseudo-label pairs (among ``mask``-selected images) that are the same
+    true identity. ``nan`` when no two selected images share a pseudo-label."""
+    p, t = _check(pseudo_labels, true_labels, mask)
+    together = _pairs(np.unique(p, return_counts=True)[1]) if p.size else 0.0
+    if together == 0:
+        return float("nan")
+    return _pairs(_contingency(p, t)) / together
+
+
+def pairwise_recall(pseudo_labels: Any, true_labels: Any, mask: Any | None = None) -> float:
+    """Fraction of same-identity pairs (among ``mask``-selected images) that share a
+    pseudo-label. ``nan`` when no two selected images share an identity."""
+    p, t = _check(pseudo_labels, true_labels, mask)
+    same = _pairs(np.unique(t, return_counts=True)[1]) if t.size else 0.0
+    if same == 0:
+        return float("nan")
+    return _pairs(_contingency(p, t)) / same
+
+
+def clustering_scores(pseudo_labels: Any, true_labels: Any) -> dict[str, float]:
+    """``{"nmi", "ari"}`` of a clustering against the true identities (scikit-learn)."""
+    p, t = _check(pseudo_labels, true_labels, None)
+    return {
+        "nmi": float(normalized_mutual_info_score(t, p)),
+        "ari": float(adjusted_rand_score(t, p)),
+    }

@@ -1,0 +1,125 @@
+"""The stages of a whole experiment, each cached on disk so that it runs once.
+
+``worlds`` (synthetic data) -> ``source model`` (f_theta0, step 1 of Algorithm 1) ->
+``adapt`` (TCUL / SUL / PUL-style, :mod:`tcul_helpers.algorithm`) -> results. The demo, the
+sweeps, the command line and the notebooks all go through these functions, so a notebook
+opened first computes what it needs (with progress bars) and a second call reuses it.
+
+Folder layout (``runs`` is ignored by git)::
+
+    data/generated/<scale>/{source,target}[-seed<S>]   synthetic worlds
+    runs/<profile>/seed<S>/source/model.pt             f_theta0 (+ config.json, history.json)
+    runs/<profile>/seed<S>/<variant>/                   one adaptation run (algorithm.py)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .algorithm import AdaptResult, adapt
+from .config import Config, variant_settings
+from .data import load_dataset
+from .device import resolve_device
+from .models import ReidNet, load_checkpoint, save_checkpoint
+from .records import ReidDataset
+from .synthetic import make_world
+from .training import train_source
+
+#: Settings of the source stage: a source model is reused only when all of these agree.
+SOURCE_KEYS = ("seed", "source", "source_root", "arch", "height", "width", "embedding_dim",
+               "imagenet_init", "source_epochs", "source_lr", "source_margin",
+               "num_instances_source", "batch_ids", "random_erasing", "flip")
+
+
+def world_root(cfg: Config, preset: str, seed: int | None = None) -> Path:
+    """Where the synthetic ``preset`` world of ``cfg`` lives (seed 0 has no suffix)."""
+    base = Path(cfg.source_root if preset == "source" else cfg.target_root)
+    seed = cfg.seed if seed is None else seed
+    return base if seed == 0 else base.with_name(f"{base.name}-seed{seed}")
+
+
+def ensure_world(cfg: Config, preset: str, *, progress: bool = True,
+                 world_overrides: dict[str, Any] | None = None,
+                 root: str | Path | None = None) -> ReidDataset:
+    """The ``preset`` (``source`` / ``target``) dataset of ``cfg``: a synthetic world is
+    generated on first use (seed ``cfg.seed``; ``world_overrides`` set knobs, e.g.
+    ``crowd_density``); a real dataset is read from its root."""
+    name = cfg.source if preset == "source" else cfg.target
+    if name != "synthetic":
+        return load_dataset(name, root or (cfg.source_root if preset == "source"
+                                          else cfg.target_root))
+    root = Path(root) if root is not None else world_root(cfg, preset)
+    make_world(root, preset, cfg.seed, scale=cfg.world_scale, progress=progress,
+               **(world_overrides or {}))
+    return load_dataset("synthetic", root)
+
+
+def run_root(cfg: Config, runs: str | Path = "runs") -> Path:
+    """``runs/<profile>/seed<S>``: the folder of one profile and seed."""
+    return Path(runs) / cfg.profile / f"seed{cfg.seed}"
+
+
+def _source_settings(cfg: Config) -> dict:
+    d = cfg.to_dict()
+    return {k: d[k] for k in SOURCE_KEYS}
+
+
+def ensure_source_model(
+    cfg: Config,
+    source: ReidDataset,
+    out_dir: str | Path,
+    *,
+    device: Any = None,
+    progress: bool = True,
+    log: Callable[[str], object] | None = None,
+) -> ReidNet:
+    """f_theta0: load ``out_dir/model.pt`` if it was trained with the same source settings,
+    else train it on ``source.train`` (:func:`train_source`) and save it there."""
+    out = Path(out_dir)
+    ckpt, meta_path = out / "model.pt", out / "source.json"
+    device = resolve_device(device if device is not None else cfg.device)
+    want = _source_settings(cfg)
+    if ckpt.exists() and meta_path.exists():
+        try:
+            have = json.loads(meta_path.read_text()).get("settings")
+        except json.JSONDecodeError:
+            have = None
+        if have == want:
+            model, _ = load_checkpoint(ckpt, arch=cfg.arch, device=device)
+            if log:
+                log(f"reusing the source model {ckpt}")
+            return model
+    t0 = time.perf_counter()
+    model, hist = train_source(source.train, cfg, device, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(ckpt, model, {"stage": "source", "settings": want})
+    tmp = meta_path.with_name(meta_path.name + ".tmp")
+    tmp.write_text(json.dumps({"settings": want, "seconds": time.perf_counter() - t0,
+                               "history": {k: v for k, v in hist.items() if k != "pids"}},
+                              indent=1) + "\n")
+    os.replace(tmp, meta_path)
+    if log:
+        log(f"trained the source model in {time.perf_counter() - t0:.0f} s -> {ckpt}")
+    return model
+
+
+def variant_config(cfg: Config, variant: str) -> Config:
+    """``cfg`` with the selection / centre / fine-tuning settings of ``variant``."""
+    return cfg.replace(**variant_settings(variant))
+
+
+def run_variant(
+    cfg: Config,
+    variant: str,
+    source_model: ReidNet,
+    target: ReidDataset,
+    run_dir: str | Path,
+    **kwargs: Any,
+) -> AdaptResult:
+    """:func:`tcul_helpers.algorithm.adapt` for a named variant (``tcul``, ``sul``, ``pul``)."""
+    return adapt(source_model, target, variant_config(cfg, variant), run_dir, **kwargs)
