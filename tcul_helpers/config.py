@@ -39,10 +39,11 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda
 
     # --- data --------------------------------------------------------------------------
-    source: str = "market1501"  # dataset name: market1501 | dukemtmc | msmt17 | synthetic
-    source_root: str = "data/market1501"
-    target: str = "dukemtmc"
-    target_root: str = "data/dukemtmc"
+    # the paper's Duke -> Market setting (K = 750 is its value for Market-1501's 751 ids)
+    source: str = "dukemtmc"  # dataset name: market1501 | dukemtmc | msmt17 | synthetic
+    source_root: str = "data/dukemtmc"
+    target: str = "market1501"
+    target_root: str = "data/market1501"
     world_scale: str = "classroom"  # synthetic world size preset: smoke | classroom | market-like
 
     # --- model and input ---------------------------------------------------------------
