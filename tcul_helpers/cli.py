@@ -1,0 +1,553 @@
+"""The command line: ``python -m tcul_helpers <command>`` (or ``tcul <command>``).
+
+Every command takes a profile (``--profile``, default ``$TCUL_PROFILE`` or ``classroom``)
+and ``--set key=value`` overrides; results go to stdout, progress bars to stderr. Bad input
+(:class:`~tcul_helpers.errors.TCULError` or a bad option) prints one line ``error: ...`` to
+stderr and exits with code 2; Ctrl-C exits with 130 and the run can be resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import PROFILES, VARIANTS, Config, get_config, parse_set
+from .errors import TCULError
+
+PROG = "python -m tcul_helpers"
+
+DESCRIPTION = """\
+TCUL: Temporal Continuity based Unsupervised Learning for person re-identification.
+
+The method runs in stages, each cached on disk so that it runs once:
+  1. world    - synthetic camera networks (a labelled source domain, an unlabelled target)
+  2. source   - the source baseline f_theta0, trained with labels on the source domain
+  3. adapt    - Algorithm 1 on the target: k-means centres -> assign (Eq. 1-2) ->
+                reliable samples by temporal continuity (Eq. 3) -> fine-tune (Eq. 4-5) ->
+                update the centres (Eq. 6-7), repeated n_iter times (variants: TCUL, SUL, PUL)
+  4. evaluate - rank-1/5/10 and mAP of a checkpoint on the target query/gallery
+Around them: sweep (one parameter), config (the resolved settings), demo and sweeps
+(the whole experiment and the report's parameter sweeps).
+
+Profiles: smoke (seconds), classroom (minutes on a laptop CPU, the default), paper (the
+paper's hyper-parameters on Market-1501 / DukeMTMC-reID)."""
+
+EPILOG = f"""\
+examples:
+  {PROG} config --profile smoke --set lambda_fr=50
+  {PROG} world --profile smoke
+  {PROG} source --profile smoke --evaluate
+  {PROG} adapt --profile smoke --variant tcul
+  {PROG} adapt --variant sul --iterations 3 --fresh
+  {PROG} adapt --set selection=none
+  {PROG} evaluate runs/classroom/seed0/tcul/model_last.pt --json
+  {PROG} sweep --param lambda_fr --values 50,100,200
+  {PROG} demo --seed 1
+
+`{PROG} <command> --help` describes each command's options."""
+
+
+class _UsageError(Exception):
+    """A bad command line (argparse's error), reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing the usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# ----------------------------------------------------------------------------- parsing
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    g = common.add_argument_group("common options")
+    g.add_argument("--profile", choices=PROFILES, default=None,
+                   help="smoke | classroom | paper (default: $TCUL_PROFILE or classroom)")
+    g.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set lambda_fr=150 (repeatable; "
+                        "`config --list` shows every key)")
+    g.add_argument("--seed", type=_non_negative_int, default=None, metavar="N",
+                   help="random seed (default: the profile's, 0)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="auto (CUDA when available), cpu or cuda (default: auto)")
+    g.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output folder (each command names its default)")
+    g.add_argument("--runs", type=Path, default=Path("runs"), metavar="DIR",
+                   help="root of the cached runs: <runs>/<profile>/seed<S>/... (default: runs)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m tcul_helpers`` with all its subcommands."""
+    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    common = _common_options()
+
+    def add(name: str, help_: str, description: str, epilog: str) -> argparse.ArgumentParser:
+        description = "\n".join(textwrap.fill(par, 88) for par in description.split("\n"))
+        return sub.add_parser(name, parents=[common], help=help_, description=description,
+                              epilog=f"examples:\n{epilog}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("world", "generate the synthetic source and target worlds",
+            "Generate (or reuse) the synthetic camera-network worlds of the profile and print "
+            "their summaries: identities, cameras, images per split and time span.\n"
+            "--out DIR is the world's root for one preset (with --preset both: DIR/source and "
+            "DIR/target).",
+            f"  {PROG} world --profile smoke\n"
+            f"  {PROG} world --preset target --knob crowd_density=4 --out data/crowded")
+    p.add_argument("--preset", choices=("source", "target", "both"), default="both",
+                   help="which world (default: both)")
+    p.add_argument("--knob", dest="knobs", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a world knob, e.g. crowd_density=4, reappear_prob=0.2, "
+                        "transit_frames=20,150 (repeatable)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="regenerate a world whose root holds another world")
+    p.set_defaults(handler=cmd_world)
+
+    p = add("source", "train (or reuse) the source baseline f_theta0",
+            "Train the source model f_theta0 on the labelled source world (step 1 of "
+            "Algorithm 1), or reuse it when it was trained with the same settings.\n"
+            "Default --out: <runs>/<profile>/seed<S>/source.",
+            f"  {PROG} source --profile smoke --evaluate")
+    p.add_argument("--evaluate", action="store_true",
+                   help="also print the baseline (direct transfer) on the target")
+    p.set_defaults(handler=cmd_source)
+
+    p = add("adapt", "run Algorithm 1 (TCUL / SUL / PUL) on the target",
+            "Adapt the source model to the unlabelled target with Algorithm 1 and print one "
+            "row per iteration. A stopped run resumes from its last completed iteration.\n"
+            "Variants: tcul (temporal selection, Eq. 3), sul (similarity selection), pul "
+            "(PUL-style: k-means every iteration, fine-tuned from f_theta0); no selection at "
+            "all: --set selection=none.\n"
+            "Default --out: <runs>/<profile>/seed<S>/<variant>.",
+            f"  {PROG} adapt --profile smoke\n"
+            f"  {PROG} adapt --variant sul --iterations 3 --fresh\n"
+            f"  {PROG} adapt --set selection=none --set n_clusters=150")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="tcul",
+                   help="method variant (default: tcul)")
+    p.add_argument("--iterations", type=_non_negative_int, default=None, metavar="N",
+                   help="number of iterations N_iter (shortcut for --set n_iter=N)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over instead of resuming the run in the output folder")
+    p.set_defaults(handler=cmd_adapt)
+
+    p = add("evaluate", "rank-1/5/10 and mAP of a checkpoint on the target",
+            "Evaluate a saved model (model.pt, model_last.pt) on the profile's target "
+            "query/gallery: rank-1, rank-5, rank-10 and mAP in percent.",
+            f"  {PROG} evaluate runs/classroom/seed0/tcul/model_last.pt\n"
+            f"  {PROG} evaluate runs/smoke/seed0/source/model.pt --profile smoke --json")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a kit checkpoint file")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = add("sweep", "adapt once per value of one parameter",
+            "Run the adaptation once per value of one setting and print the final mAP and "
+            "rank-1 of each; results.json is written in the sweep folder.\n"
+            "Default --out: <runs>/<profile>/seed<S>/sweep-<param> (sweep-<param>-<variant> "
+            "for sul and pul), one sub-folder per value.",
+            f"  {PROG} sweep --param lambda_fr --values 50,100,200\n"
+            f"  {PROG} sweep --param n_clusters --values 100,200,400 --variant sul")
+    p.add_argument("--param", required=True, metavar="NAME",
+                   help="the setting to vary: lambda_fr, n_clusters, lambda_c, sim_threshold, ...")
+    p.add_argument("--values", required=True, metavar="V1,V2,...",
+                   help="comma-separated values, e.g. 50,100,200")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="tcul",
+                   help="method variant (default: tcul)")
+    p.add_argument("--fresh", action="store_true", help="start every run over")
+    p.set_defaults(handler=cmd_sweep)
+
+    p = add("config", "print the resolved configuration",
+            "Print the fully resolved configuration of the profile with the overrides applied, "
+            "as JSON (--list: one field per line).",
+            f"  {PROG} config --profile paper\n"
+            f"  {PROG} config --profile smoke --set lambda_fr=50 --list")
+    p.add_argument("--list", action="store_true", help="list every field with its value")
+    p.set_defaults(handler=cmd_config)
+
+    p = add("demo", "the whole experiment, written up in a report",
+            "Run every stage (worlds, source model, TCUL and its variants) and write the "
+            "report. Default --out: <runs>/demo.",
+            f"  {PROG} demo --profile smoke\n  {PROG} demo --seed 1 --fresh")
+    p.add_argument("--fresh", action="store_true", help="start over instead of reusing runs")
+    p.set_defaults(handler=cmd_demo)
+
+    p = add("sweeps", "the report's parameter sweeps",
+            "Run the parameter sweeps of the report (lambda_fr, K, crowd density, "
+            "reappearance), cached. Default --out: <runs>/sweeps.",
+            f"  {PROG} sweeps --profile classroom\n  {PROG} sweeps --only lambda_fr")
+    p.add_argument("--only", default=None, metavar="NAME[,NAME]",
+                   help="run only these sweeps (comma-separated)")
+    p.set_defaults(handler=cmd_sweeps)
+    return parser
+
+
+# ----------------------------------------------------------------------------- helpers
+def build_config(args: argparse.Namespace, variant: str | None = None,
+                 **extra: Any) -> Config:
+    """The configuration of ``args``: profile, ``--set``, ``--seed``, ``--device``, ``extra``."""
+    overrides: dict[str, Any] = parse_set(args.sets)
+    if "profile" in overrides:
+        raise TCULError("set the profile with --profile, not --set profile=...")
+    if variant is not None and "variant" in overrides:
+        raise TCULError("choose the variant with --variant, not --set variant=...")
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.device is not None:
+        overrides["device"] = args.device
+    overrides.update(extra)
+    if variant is not None:
+        overrides["variant"] = variant
+    return get_config(args.profile, **overrides)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.quiet
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return format(value, spec)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def _parse_knobs(items: list[str]) -> dict[str, Any]:
+    """``["name=value"]`` to typed knob overrides: JSON values, ``a,b`` pairs, else strings."""
+    out: dict[str, Any] = {}
+    for key, text in parse_set(items).items():
+        text = text.strip()
+        try:
+            out[key] = json.loads(text)
+            continue
+        except json.JSONDecodeError:
+            pass
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) > 1 and all(re.fullmatch(r"-?\d+", p) for p in parts):
+            out[key] = [int(p) for p in parts]
+        else:
+            out[key] = text
+    return out
+
+
+def _variant_label(cfg: Config, variant: str) -> str:
+    """``variant``, plus ``-key-value`` for every variant setting overridden by ``--set``."""
+    diffs = [f"{k}-{getattr(cfg, k)}".lower() for k, v in VARIANTS[variant].items()
+             if getattr(cfg, k) != v]
+    return "-".join([variant, *diffs])
+
+
+def _load_source_model(cfg: Config, args: argparse.Namespace, out_dir: Path | None = None):
+    """(f_theta0, its folder): trained on the source world, or reused from disk."""
+    from . import pipeline
+
+    out = out_dir if out_dir is not None else pipeline.run_root(cfg, args.runs) / "source"
+    source = pipeline.ensure_world(cfg, "source", progress=_progress(args))
+    model = pipeline.ensure_source_model(cfg, source, out, device=cfg.device,
+                                         progress=_progress(args), log=print)
+    return model, out
+
+
+def _run_adaptation(cfg: Config, variant: str, model: Any, target: Any, run_dir: Path,
+                    args: argparse.Namespace, fresh: bool):
+    """``pipeline.run_variant``; when ``--set`` changed one of the variant's own settings
+    (e.g. ``selection=none``), Algorithm 1 runs with ``cfg`` as given instead."""
+    from . import pipeline
+    from .algorithm import adapt
+
+    kwargs = dict(device=cfg.device, progress=_progress(args), fresh=fresh, log=print)
+    if pipeline.variant_config(cfg, variant) == cfg:
+        return pipeline.run_variant(cfg, variant, model, target, run_dir, **kwargs)
+    return adapt(model, target, cfg, run_dir, **kwargs)
+
+
+def _final_scores(history: list[dict], baseline: dict) -> dict:
+    for record in reversed(history):
+        if "mAP" in record:
+            return record
+    return baseline
+
+
+# ----------------------------------------------------------------------------- commands
+def _print_world(summary: dict) -> None:
+    how = "reused" if summary.get("reused") else f"generated in {summary['seconds']:.1f} s"
+    ims = summary["images"]
+    print(f"{summary['preset']} world ({summary['scale']}, seed {summary['seed']}): "
+          f"{summary['root']} [{how}]")
+    print(f"  identities: {summary['ids']['train']} train, {summary['ids']['test']} test; "
+          f"cameras: {summary['cameras']}")
+    print(f"  images: train {ims['train']}, query {ims['query']}, gallery {ims['gallery']}")
+    print(f"  time span: {summary['time_span_frames']:,} frames")
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    """Generate or reuse the synthetic worlds and print their summaries."""
+    from . import pipeline
+    from .synthetic import make_world
+
+    cfg = build_config(args)
+    knobs = _parse_knobs(args.knobs)
+    presets = ("source", "target") if args.preset == "both" else (args.preset,)
+    for preset in presets:
+        name = cfg.source if preset == "source" else cfg.target
+        root = args.out
+        if root is not None and args.preset == "both":
+            root = root / preset
+        if name != "synthetic":
+            if knobs:
+                raise TCULError(f"the {preset} dataset of profile {cfg.profile} is the real "
+                                f"{name}: world knobs apply to synthetic worlds only")
+            ds = pipeline.ensure_world(cfg, preset, progress=_progress(args), root=root)
+            s = ds.summary()
+            print(f"{preset} dataset {name} (real, nothing generated): {s['root']}")
+            print(f"  identities: {s['train']['ids']} train; cameras: {s['train']['cameras']}")
+            print(f"  images: train {s['train']['images']}, query {s['query']['images']}, "
+                  f"gallery {s['gallery']['images']}")
+            continue
+        if root is None:
+            root = pipeline.world_root(cfg, preset)
+        try:
+            summary = make_world(root, preset, cfg.seed, scale=cfg.world_scale,
+                                 progress=_progress(args), overwrite=args.overwrite, **knobs)
+        except TCULError as exc:  # name the command line's switch, not the function's
+            raise TCULError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
+        _print_world(summary)
+    return 0
+
+
+def cmd_source(args: argparse.Namespace) -> int:
+    """Train or reuse f_theta0; optionally print its direct-transfer score on the target."""
+    from . import pipeline
+    from .device import resolve_device
+    from .evaluation import evaluate_model
+
+    cfg = build_config(args)
+    model, out = _load_source_model(cfg, args, args.out)
+    print(f"source model: {out / 'model.pt'}")
+    if args.evaluate:
+        target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
+        scores = evaluate_model(model, target, cfg, resolve_device(cfg.device),
+                                progress=_progress(args))
+        print(f"baseline on the target ({target.name}): rank-1 {scores['rank1']:.1f}  "
+              f"rank-5 {scores['rank5']:.1f}  rank-10 {scores['rank10']:.1f}  "
+              f"mAP {scores['mAP']:.1f}")
+    return 0
+
+
+def _history_table(history: list[dict], baseline: dict) -> str:
+    rows = [["0", "-", "-", "-", "-", _fmt(baseline.get("mAP")), _fmt(baseline.get("rank1"))]]
+    for r in history:
+        rows.append([str(r["iteration"]), str(r["n_reliable"]), str(r["n_pseudo_ids"]),
+                     _fmt(r.get("precision"), ".3f"), _fmt(r.get("nmi"), ".3f"),
+                     _fmt(r.get("mAP")), _fmt(r.get("rank1"))])
+    return _table(["iteration", "reliable", "pseudo-ids", "precision", "NMI", "mAP", "rank-1"],
+                  rows)
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Algorithm 1 for one variant; prints the per-iteration table."""
+    from . import pipeline
+    from .algorithm import HISTORY
+
+    extra = {} if args.iterations is None else {"n_iter": args.iterations}
+    cfg = build_config(args, variant=args.variant, **extra)
+    run_dir = args.out or pipeline.run_root(cfg, args.runs) / _variant_label(cfg, args.variant)
+    model, _ = _load_source_model(cfg, args)
+    target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
+    result = _run_adaptation(cfg, args.variant, model, target, run_dir, args, args.fresh)
+    print()
+    print(_history_table(result.history, result.baseline))
+    print(f"status: {result.status}")
+    print(f"history: {Path(run_dir) / HISTORY}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score a checkpoint on the target query/gallery."""
+    from . import pipeline
+    from .device import resolve_device
+    from .evaluation import evaluate_model
+    from .models import load_checkpoint
+
+    cfg = build_config(args)
+    device = resolve_device(cfg.device)
+    model, meta = load_checkpoint(args.checkpoint, arch=cfg.arch, device=device)
+    target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
+    scores = evaluate_model(model, target, cfg, device, progress=_progress(args))
+    if args.json:
+        print(json.dumps({"checkpoint": str(args.checkpoint), "arch": cfg.arch,
+                          "dataset": target.name, "target_root": target.root, "meta": meta,
+                          **scores}, indent=2))
+        return 0
+    print(f"checkpoint {args.checkpoint} ({cfg.arch}) on {target.name} {target.root}: "
+          f"{len(target.query)} queries, {len(target.gallery)} gallery images")
+    print(_table(["rank-1", "rank-5", "rank-10", "mAP"],
+                 [[_fmt(scores[k]) for k in ("rank1", "rank5", "rank10", "mAP")]]))
+    return 0
+
+
+def _safe_name(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(value)) or "_"
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Adapt once per value of ``--param``; table and results.json."""
+    from . import pipeline
+
+    param = args.param.strip()
+    if param in ("profile", "variant"):
+        raise TCULError(f"{param} cannot be swept here: use --{param} with one value per run")
+    values = [v.strip() for v in args.values.split(",") if v.strip()]
+    if not values:
+        raise TCULError("--values is empty: give comma-separated values, e.g. 50,100,200")
+    base = build_config(args, variant=args.variant)
+    # every value is checked before anything runs
+    configs = [build_config(args, variant=args.variant, **{param: v}) for v in values]
+    suffix = "" if args.variant == "tcul" else f"-{args.variant}"
+    sweep_dir = args.out or pipeline.run_root(base, args.runs) / f"sweep-{param}{suffix}"
+    per_value_source = param in pipeline.SOURCE_KEYS
+    shared = None if per_value_source else _load_source_model(base, args)[0]
+    results = []
+    for cfg in configs:
+        value = getattr(cfg, param)
+        run_dir = sweep_dir / _safe_name(value)
+        print(f"--- {param} = {value} -> {run_dir}")
+        model = shared if shared is not None else _load_source_model(cfg, args,
+                                                                     run_dir / "source")[0]
+        target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
+        res = _run_adaptation(cfg, args.variant, model, target, run_dir, args, args.fresh)
+        final = _final_scores(res.history, res.baseline)
+        results.append({"value": value, "run_dir": str(run_dir), "status": res.status,
+                        "iterations": len(res.history),
+                        "baseline": {k: res.baseline.get(k) for k in ("rank1", "mAP")},
+                        "mAP": final.get("mAP"), "rank1": final.get("rank1")})
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    out = sweep_dir / "results.json"
+    out.write_text(json.dumps({"param": param, "variant": args.variant, "profile": base.profile,
+                               "seed": base.seed, "results": results}, indent=1) + "\n")
+    print()
+    print(_table([param, "mAP", "rank-1", "baseline mAP"],
+                 [[str(r["value"]), _fmt(r["mAP"]), _fmt(r["rank1"]),
+                   _fmt(r["baseline"]["mAP"])] for r in results]))
+    print(f"results: {out}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the resolved configuration."""
+    cfg = build_config(args)
+    data = cfg.to_dict()
+    if args.list:
+        width = max(len(k) for k in data)
+        for key, value in data.items():
+            print(f"{key.ljust(width)}  {json.dumps(value)}")
+    else:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    return 0
+
+
+def _import_optional(name: str):
+    """``tcul_helpers.<name>``; a missing module becomes a TCULError (other errors propagate)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"{__package__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.{name}":
+            raise
+        raise TCULError(f"the {name} module ({__package__}/{name}.py) is missing from this "
+                        "installation: reinstall the kit") from None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole experiment (:func:`tcul_helpers.demo.run_demo`)."""
+    demo = _import_optional("demo")
+    cfg = build_config(args)
+    out = args.out or args.runs / "demo"
+    demo.run_demo(cfg, out_dir=out, fresh=args.fresh, progress=_progress(args),
+                  device=cfg.device)
+    print(f"demo finished: outputs in {out}")
+    return 0
+
+
+def cmd_sweeps(args: argparse.Namespace) -> int:
+    """The report's parameter sweeps (:func:`tcul_helpers.sweeps.run_sweeps`)."""
+    sweeps = _import_optional("sweeps")
+    cfg = build_config(args)
+    out = args.out or args.runs / "sweeps"
+    only = None
+    if args.only is not None:
+        only = [s.strip() for s in args.only.split(",") if s.strip()] or None
+    sweeps.run_sweeps(cfg, out_dir=out, progress=_progress(args), device=cfg.device,
+                      only=only)
+    print(f"sweeps finished: outputs in {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- entry point
+def _fail(message: str) -> int:
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        return _fail(str(exc))
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        return _fail(f"choose a command ({', '.join(_commands(parser))}); "
+                     f"see `{PROG} --help`")
+    try:
+        return handler(args)
+    except TCULError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume where it stopped "
+              "(--fresh starts over)", file=sys.stderr)
+        return 130
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,296 @@
+"""The command line, run in-process with the smoke profile; everything is written to tmp."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from tcul_helpers import cli
+from tcul_helpers.config import Config
+from tcul_helpers.data import load_dataset
+from tcul_helpers.models import build_model, save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = ("world", "source", "adapt", "evaluate", "sweep", "config", "demo", "sweeps")
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    """``cli.main(argv)`` with stdout and stderr captured: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def common(base: Path) -> list[str]:
+    """Smoke profile, worlds and runs under tmp, no progress bars."""
+    return ["--profile", "smoke", "--set", f"source_root={base / 'worlds' / 'source'}",
+            "--set", f"target_root={base / 'worlds' / 'target'}",
+            "--runs", str(base / "runs"), "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def adapted(base: Path, common: list[str]) -> tuple[Path, str]:
+    """One smoke TCUL run (2 iterations): its folder and the command's stdout."""
+    code, out, err = run("adapt", "--variant", "tcul", *common)
+    assert code == 0, err
+    return base / "runs" / "smoke" / "seed0" / "tcul", out
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+# ------------------------------------------------------------------------------- help
+def test_top_level_help_names_the_stages_and_commands():
+    code, out, _ = run("--help")
+    assert code == 0
+    assert "Temporal Continuity" in out and "examples:" in out
+    for word in (*COMMANDS, "Eq. 3", "f_theta0", "smoke", "classroom", "paper"):
+        assert word in out, word
+
+
+@pytest.mark.parametrize("command, words", [
+    ("world", ["--preset", "--knob", "crowd_density"]),
+    ("source", ["--evaluate", "f_theta0"]),
+    ("adapt", ["--variant", "--iterations", "--fresh", "selection=none", "pul"]),
+    ("evaluate", ["CHECKPOINT", "--json", "mAP"]),
+    ("sweep", ["--param", "--values", "results.json"]),
+    ("config", ["--list", "JSON"]),
+    ("demo", ["--fresh", "report"]),
+    ("sweeps", ["--only", "lambda_fr"]),
+])
+def test_subcommand_help(command: str, words: list[str]):
+    code, out, _ = run(command, "--help")
+    assert code == 0
+    for word in (*words, "--profile", "--set", "--seed", "--device", "--out", "--quiet",
+                 "examples:", f"python -m tcul_helpers {command}"):
+        assert word in out, word
+
+
+def test_python_m_help_in_a_subprocess():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "tcul_helpers", "--help"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: python -m tcul_helpers" in proc.stdout and "adapt" in proc.stdout
+
+
+# ------------------------------------------------------------------------------ config
+def test_config_prints_json_with_overrides(common: list[str]):
+    code, out, err = run("config", *common, "--set", "lambda_fr=50", "--set", "beta=1e-5",
+                         "--seed", "3", "--device", "cpu")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["profile"] == "smoke"
+    assert data["lambda_fr"] == 50 and data["beta"] == 1e-5
+    assert data["seed"] == 3 and data["device"] == "cpu"
+    assert data["n_clusters"] == 12  # the smoke profile's K
+    assert set(data) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_config_list_and_profile_from_environment(monkeypatch):
+    monkeypatch.setenv("TCUL_PROFILE", "smoke")
+    code, out, _ = run("config", "--list")
+    assert code == 0
+    rows = dict(line.split(None, 1) for line in out.strip().splitlines())
+    assert set(rows) == {f.name for f in dataclasses.fields(Config)}
+    assert json.loads(rows["profile"]) == "smoke" and json.loads(rows["arch"]) == "compact"
+
+
+# ------------------------------------------------------------------------------- world
+def test_world_writes_both_worlds_and_prints_summaries(base: Path, common: list[str]):
+    code, out, err = run("world", *common)
+    assert code == 0, err
+    for preset in ("source", "target"):
+        manifest = json.loads((base / "worlds" / preset / "manifest.json").read_text())
+        assert manifest["preset"] == preset and manifest["scale"] == "smoke"
+        counts = manifest["counts"]
+        assert f"{preset} world (smoke, seed 0)" in out
+        assert (f"images: train {counts['train']['images']}, query {counts['query']['images']}"
+                f", gallery {counts['gallery']['images']}") in out
+    assert "cameras: 4" in out and "time span:" in out
+
+
+def test_world_with_a_knob_into_its_own_folder(base: Path, adapted, common: list[str]):
+    code, _, err = run("world", *common, "--preset", "target", "--knob", "crowd_density=4")
+    assert_one_line_error(code, err, "holds another synthetic world", "--overwrite")
+    root = base / "crowded"
+    code, out, err = run("world", *common, "--preset", "target", "--out", str(root),
+                         "--knob", "crowd_density=4", "--knob", "transit_frames=30,160")
+    assert code == 0, err
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["knobs"]["crowd_density"] == 4.0
+    assert manifest["knobs"]["transit_frames"] == [30, 160]
+    assert str(root) in out and "source world" not in out
+
+
+# ------------------------------------------------------------------------- adapt, evaluate
+def test_adapt_writes_two_iterations_and_prints_the_table(adapted: tuple[Path, str]):
+    run_dir, out = adapted
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["status"] == "complete"
+    assert [r["iteration"] for r in history["iterations"]] == [1, 2]
+    assert (run_dir / "model_last.pt").is_file()
+    assert (run_dir.parent / "source" / "model.pt").is_file()
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines)
+                  if line.split()[:2] == ["iteration", "reliable"])
+    assert lines[header].split() == ["iteration", "reliable", "pseudo-ids", "precision", "NMI",
+                                     "mAP", "rank-1"]
+    last = lines[header + 3].split()
+    final = history["iterations"][-1]
+    assert last[:3] == ["2", str(final["n_reliable"]), str(final["n_pseudo_ids"])]
+    assert last[5] == f"{final['mAP']:.1f}"
+    assert f"history: {run_dir / 'history.json'}" in out
+
+
+def test_evaluate_prints_the_scores_of_the_run(adapted: tuple[Path, str], common: list[str]):
+    run_dir, _ = adapted
+    final = json.loads((run_dir / "history.json").read_text())["iterations"][-1]
+    ckpt = str(run_dir / "model_last.pt")
+    code, out, err = run("evaluate", ckpt, *common)
+    assert code == 0, err
+    assert "mAP" in out and "rank-1" in out
+    assert f"{final['mAP']:.1f}" in out.splitlines()[-1]
+    code, out, err = run("evaluate", ckpt, *common, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["meta"]["iteration"] == 2
+    assert data["mAP"] == pytest.approx(final["mAP"], abs=0.05)
+    assert data["rank1"] == pytest.approx(final["rank1"], abs=0.05)
+
+
+def test_adapt_without_selection_keeps_every_image(base: Path, adapted, common: list[str]):
+    code, out, err = run("adapt", *common, "--set", "selection=none", "--iterations", "1")
+    assert code == 0, err
+    run_dir = base / "runs" / "smoke" / "seed0" / "tcul-selection-none"
+    assert json.loads((run_dir / "config.json").read_text())["selection"] == "none"
+    history = json.loads((run_dir / "history.json").read_text())
+    n_train = len(load_dataset("synthetic", base / "worlds" / "target").train)
+    assert [r["n_reliable"] for r in history["iterations"]] == [n_train]
+    assert "reusing the source model" in out
+
+
+def test_sweep_writes_results(base: Path, adapted, common: list[str]):
+    out_dir = base / "sweep"
+    code, out, err = run("sweep", *common, "--param", "n_clusters", "--values", "6, 12",
+                         "--set", "n_iter=0", "--out", str(out_dir))
+    assert code == 0, err
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["param"] == "n_clusters" and results["variant"] == "tcul"
+    assert [r["value"] for r in results["results"]] == [6, 12]
+    for r in results["results"]:
+        assert (out_dir / str(r["value"]) / "history.json").is_file()
+        assert r["mAP"] == pytest.approx(r["baseline"]["mAP"])  # n_iter=0: the baseline
+    assert "n_clusters" in out and f"results: {out_dir / 'results.json'}" in out
+
+
+# ------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize("argv, needles", [
+    (["config", "--set", "lamda_fr=5"], ["unknown setting", "lamda_fr"]),
+    (["config", "--set", "lambda_fr=-1"], ["lambda_fr must be >= 0"]),
+    (["config", "--set", "n_clusters=0"], ["n_clusters (K) must be >= 1"]),
+    (["config", "--set", "lambda_fr"], ["key=value"]),
+    (["config", "--set", "profile=paper"], ["--profile"]),
+    (["config", "--profile", "huge"], ["--profile", "huge"]),
+    (["adapt", "--variant", "spl"], ["--variant", "spl"]),
+    (["adapt", "--iterations", "-1"], ["--iterations"]),
+    (["world", "--knob", "crowdiness=3"], ["unknown world knob", "crowdiness"]),
+    (["sweep", "--param", "lambda_fr", "--values", "10,ten"], ["ten", "lambda_fr"]),
+    (["frobnicate"], ["invalid choice", "frobnicate"]),
+    ([], ["choose a command"]),
+])
+def test_bad_input_is_one_error_line_and_exit_2(argv: list[str], needles: list[str]):
+    code, out, err = run(*argv)
+    assert_one_line_error(code, err, *needles)
+    assert out == ""
+
+
+def test_k_larger_than_the_number_of_images(base: Path, adapted, common: list[str]):
+    code, _, err = run("adapt", *common, "--set", "n_clusters=100000",
+                       "--out", str(base / "bigk"))
+    assert_one_line_error(code, err, "K=100000", "number of images")
+    assert not (base / "bigk" / "history.json").exists()
+
+
+def test_corrupt_checkpoint(base: Path, common: list[str]):
+    bad = base / "garbage.pt"
+    bad.write_bytes(os.urandom(300))
+    code, out, err = run("evaluate", str(bad), *common)
+    assert_one_line_error(code, err, str(bad), "corrupt")
+    assert "mAP" not in out
+
+
+def test_checkpoint_of_another_arch(base: Path, common: list[str]):
+    ckpt = save_checkpoint(base / "r18.pt", build_model("resnet18", 0, 32))
+    code, _, err = run("evaluate", str(ckpt), *common, "--set", "arch=compact")
+    assert_one_line_error(code, err, "resnet18", "compact")
+
+
+def test_missing_checkpoint(base: Path, common: list[str]):
+    code, _, err = run("evaluate", str(base / "nowhere.pt"), *common)
+    assert_one_line_error(code, err, "does not exist")
+
+
+def test_interrupt_returns_130_and_names_resume(monkeypatch):
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_config", interrupted)
+    code, _, err = run("config")
+    assert code == 130
+    assert len(err.strip().splitlines()) == 1 and "resume" in err
+
+
+def test_other_errors_are_not_swallowed(monkeypatch):
+    def broken(_args):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(cli, "cmd_config", broken)
+    with pytest.raises(RuntimeError, match="a real bug"):
+        cli.main(["config"])
+
+
+# ----------------------------------------------------------------------- demo and sweeps
+def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[str],
+                                                        monkeypatch):
+    calls: dict[str, tuple] = {}
+    demo = types.ModuleType("tcul_helpers.demo")
+    demo.run_demo = lambda cfg, **kw: calls.setdefault("demo", (cfg, kw)) and None
+    sweeps = types.ModuleType("tcul_helpers.sweeps")
+    sweeps.run_sweeps = lambda cfg, **kw: calls.setdefault("sweeps", (cfg, kw)) and None
+    monkeypatch.setitem(sys.modules, "tcul_helpers.demo", demo)
+    monkeypatch.setitem(sys.modules, "tcul_helpers.sweeps", sweeps)
+
+    assert run("demo", *common, "--fresh", "--seed", "2")[0] == 0
+    cfg, kw = calls["demo"]
+    assert cfg.profile == "smoke" and cfg.seed == 2
+    assert kw == {"out_dir": base / "runs" / "demo", "fresh": True, "progress": False,
+                  "device": "auto"}
+
+    assert run("sweeps", *common, "--only", "lambda_fr,n_clusters", "--out",
+               str(base / "sw"))[0] == 0
+    cfg, kw = calls["sweeps"]
+    assert kw == {"out_dir": base / "sw", "progress": False, "device": "auto",
+                  "only": ["lambda_fr", "n_clusters"]}
