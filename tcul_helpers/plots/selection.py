@@ -1,0 +1,171 @@
+"""Fig. 3 of the paper: the images of one camera in one cluster, and who Eq. 3 keeps.
+
+For a (camera ``j``, cluster ``k``) group ``X_jk`` the images are drawn in order of frame
+id; ``x_min_jk`` (the image most similar to the centre ``c_k``) has a gold border and the
+label ``x_min``; every other image has a green border when it is kept
+(``|fid(x_min_jk) - fid(x)| <= lambda_fr``) and a red one when it is rejected. Each image
+is labelled with its frame id and its frame distance to ``x_min_jk``; with ``truth`` its
+true identity is written above it (the method never sees it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from ..errors import TCULError
+from ..image_dataset import load_image
+from ..records import ImageRecord, ReidDataset
+from ..selection import TemporalSelection
+from .fragments import _frame_label
+
+KEPT_COLOR = "#2ca02c"  # green: kept by Eq. 3
+REJECTED_COLOR = "#d62728"  # red: rejected by Eq. 3
+ANCHOR_COLOR = "#d4a017"  # gold: x_min_jk (always kept)
+COLUMNS = 8  # images per row
+
+
+def _as_records(records: Iterable[ImageRecord] | ReidDataset) -> list[ImageRecord]:
+    if isinstance(records, ReidDataset):
+        return list(records.train)
+    return list(records)
+
+
+def _group_indices(labels: np.ndarray, camids: np.ndarray, cluster: int, camid: int
+                   ) -> np.ndarray:
+    return np.flatnonzero((labels == cluster) & (camids == camid))
+
+
+def plot_cluster_selection(
+    records: Sequence[ImageRecord] | ReidDataset,
+    selection: TemporalSelection,
+    labels: Sequence[int] | np.ndarray,
+    cluster: int,
+    camid: int,
+    *,
+    truth: Sequence[int] | np.ndarray | None = None,
+    max_images: int = 24,
+    ax=None,
+) -> Figure:
+    """Fig. 3: images of camera ``camid`` labelled ``cluster``, sorted by frame id.
+
+    ``records``, ``selection`` (from :func:`tcul_helpers.selection.temporal_anchors`),
+    ``labels`` and ``truth`` (true pid per record, optional) are aligned per image. Borders:
+    gold = ``x_min_jk``, green = kept, red = rejected at ``selection.lambda_fr``. When the
+    group holds more than ``max_images`` images, the window of ``max_images`` consecutive
+    images (in frame order) centred on ``x_min_jk`` is shown.
+    """
+    recs = _as_records(records)
+    labels = np.asarray(labels).reshape(-1)
+    n = len(recs)
+    if len(labels) != n or len(selection.kept) != n:
+        raise TCULError(
+            f"records ({n}), labels ({len(labels)}) and selection ({len(selection.kept)}) "
+            "must describe the same images: pass the training records the selection was "
+            "computed on"
+        )
+    if truth is not None:
+        truth = np.asarray(truth).reshape(-1)
+        if len(truth) != n:
+            raise TCULError(f"truth has {len(truth)} entries for {n} records: one pid per image")
+    if max_images < 1:
+        raise TCULError(f"max_images must be >= 1, got {max_images}")
+    camids = np.array([r.camid for r in recs])
+    idx = _group_indices(labels, camids, cluster, camid)
+    if idx.size == 0:
+        raise TCULError(
+            f"no image of camera {camid} is labelled {cluster}: pick a group with "
+            "pick_example_group(selection, labels, camids)"
+        )
+    frames = np.array([recs[i].frame if recs[i].frame is not None else 0 for i in idx])
+    idx = idx[np.lexsort((idx, frames))]
+    anchor = int(selection.anchor[idx[0]])
+    if len(idx) > max_images:
+        pos = int(np.flatnonzero(idx == anchor)[0]) if anchor in idx else 0
+        start = min(max(0, pos - max_images // 2), len(idx) - max_images)
+        idx = idx[start:start + max_images]
+
+    n_show = len(idx)
+    n_cols = min(COLUMNS, n_show)
+    n_rows = (n_show + n_cols - 1) // n_cols
+    row_h = 2.0 + 1.1
+    created = ax is None
+    if ax is None:
+        fig = Figure(figsize=(1.25 * max(n_cols, 4), 1.25 * row_h * n_rows * 0.8 + 0.8))
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    for pos, i in enumerate(idx):
+        x0, y0 = pos % n_cols, (pos // n_cols) * row_h + 0.55
+        ax.imshow(np.asarray(load_image(recs[i].path)), extent=(x0 + 0.06, x0 + 0.94,
+                  y0 + 2.0, y0), interpolation="bilinear")
+        is_anchor = int(i) == anchor
+        kept = bool(selection.kept[i])
+        color = ANCHOR_COLOR if is_anchor else (KEPT_COLOR if kept else REJECTED_COLOR)
+        border = Rectangle((x0 + 0.06, y0), 0.88, 2.0, fill=False, edgecolor=color,
+                           linewidth=3.0 if is_anchor else 2.2)
+        border.set_gid("anchor" if is_anchor else ("kept" if kept else "rejected"))
+        ax.add_patch(border)
+        ax.text(x0 + 0.5, y0 + 2.1, _frame_label(recs[i]), ha="center", va="top", fontsize=6.5)
+        dist = "x_min" if is_anchor else f"\u0394{selection.frame_distance[i]}"
+        ax.text(x0 + 0.5, y0 + 2.45, dist, ha="center", va="top", fontsize=6.5, color=color,
+                fontweight="bold")
+        if truth is not None:
+            ax.text(x0 + 0.5, y0 - 0.05, f"id {int(truth[i])}", ha="center", va="bottom",
+                    fontsize=6.5)
+    ax.set_xlim(-0.1, n_cols + 0.1)
+    ax.set_ylim(n_rows * row_h + 0.3, -0.1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    n_kept = int(selection.kept[idx].sum())
+    ax.set_title(
+        f"camera {camid}, cluster {cluster}: {n_show} images by frame id; {n_kept} kept "
+        f"(gold x_min, green kept, red rejected; \u03bb_fr = {selection.lambda_fr:g})",
+        fontsize=9,
+    )
+    if created:
+        fig.tight_layout()
+    return fig
+
+
+def pick_example_group(
+    selection: TemporalSelection,
+    labels: Sequence[int] | np.ndarray,
+    camids: Sequence[int] | np.ndarray,
+    truth: Sequence[int] | np.ndarray | None = None,
+) -> tuple[int, int]:
+    """An informative ``(cluster, camid)`` for :func:`plot_cluster_selection`.
+
+    Prefers groups with both kept and rejected images; among them (with ``truth``) the one
+    where rejection removes the most images of another identity than ``x_min_jk``'s, then
+    groups of 6-16 images, then larger groups. Without any mixed group, the largest group.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    camids = np.asarray(camids).reshape(-1)
+    if len(labels) == 0:
+        raise TCULError("no images: the selection is empty")
+    if len(labels) != len(selection.kept) or len(camids) != len(labels):
+        raise TCULError("selection, labels and camids must have one entry per image")
+    tr = None if truth is None else np.asarray(truth).reshape(-1)
+    best_key: tuple | None = None
+    best: tuple[int, int] = (0, 0)
+    for g in np.unique(selection.group):
+        members = np.flatnonzero(selection.group == g)
+        kept = selection.kept[members]
+        n_kept = int(kept.sum())
+        mixed = 0 < n_kept < len(members)
+        wrong_removed = right_kept = 0
+        if tr is not None:
+            anchor_pid = tr[selection.anchor[members[0]]]
+            wrong_removed = int(((tr[members] != anchor_pid) & ~kept).sum())
+            right_kept = int(((tr[members] == anchor_pid) & kept).sum())
+        size_ok = 6 <= len(members) <= 16
+        key = (mixed, wrong_removed > 0, wrong_removed + right_kept, size_ok, len(members))
+        if best_key is None or key > best_key:
+            best_key = key
+            i = members[0]
+            best = (int(labels[i]), int(camids[i]))
+    return best

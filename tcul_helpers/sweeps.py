@@ -1,0 +1,260 @@
+"""The sweeps of the paper's Fig. 4 and of "where temporal continuity breaks", cached per point.
+
+Four sweeps, each a list of values of one setting (:func:`sweep_plan`):
+
+* ``lambda_fr`` (TCUL): the frame window of Eq. 3, from 0 to "infinite" (10**7 frames);
+* ``n_clusters`` (TCUL): K, around the true number of target training identities;
+* ``crowd_density`` and ``reappear_prob`` (TCUL and SUL): knobs of the synthetic target
+  world; each value has its own world under ``<out_dir>/worlds/<knob>-<value>``.
+
+One point = one adaptation run; its result is one JSON file
+``<out_dir>/<sweep>/<variant>-<value>.json`` (final rank-1/5/10 and mAP, per-iteration
+reliable counts and precision, value, variant, seed, seconds). A cached point is never
+recomputed (unless its settings fingerprint differs: another profile or seed). All
+points share one source model, ``pipeline.run_root(cfg)/source``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import pipeline
+from .config import Config
+from .errors import TCULError
+from .models import ReidNet
+from .records import ReidDataset
+from .synthetic.presets import resolve_knobs
+
+SWEEPS = ("lambda_fr", "n_clusters", "crowd_density", "reappear_prob")
+WORLD_SWEEPS = ("crowd_density", "reappear_prob")
+INFINITE_FRAMES = 10**7  # "no temporal window": every image of a group is kept
+
+_IGNORED = ("device", "num_workers", "eval_batch_size", "source_root", "target_root", "extra")
+
+
+def fingerprint(cfg: Config) -> str:
+    """A short hash of the settings that decide a point's numbers (not paths or device)."""
+    d = {k: v for k, v in cfg.to_dict().items() if k not in _IGNORED}
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _fmt(value: float) -> str:
+    """File-name form of a value: ``100``, ``0.05``, ``10000000``."""
+    v = float(value)
+    return str(int(v)) if v.is_integer() else f"{v:g}"
+
+
+def _default_knob(cfg: Config, knob: str) -> float:
+    return float(getattr(resolve_knobs("target", cfg.world_scale), knob))
+
+
+def sweep_plan(cfg: Config, target: ReidDataset) -> dict[str, dict]:
+    """The values of every sweep for ``cfg``'s profile: ``{sweep: {"param", "variants",
+    "values", "true_value"}}``. ``smoke`` runs 2 values per sweep, other profiles the
+    full lists. ``true_value`` is the number of target training identities for K, the
+    world's default for the world knobs and ``cfg.lambda_fr`` for lambda_fr."""
+    small = cfg.profile == "smoke"
+    lam = cfg.lambda_fr
+    n_ids = target.num_train_pids
+    n_images = len(target.train)
+    if small:
+        lam_values = [int(round(0.25 * lam)), INFINITE_FRAMES]
+        k_factors = [0.5, 1.0]
+    else:
+        lam_values = sorted({int(round(f * lam)) for f in (0, 0.1, 0.25, 0.5, 1, 2, 4, 10)}
+                            | {INFINITE_FRAMES})
+        k_factors = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
+    ks = sorted({min(n_images, max(2, int(round(f * n_ids)))) for f in k_factors})
+    crowd = _default_knob(cfg, "crowd_density")
+    reappear = _default_knob(cfg, "reappear_prob")
+    if small:
+        crowd_values = [round(crowd * 0.5, 3), round(crowd * 2, 3)]
+        reappear_values = [0.0, 0.5]
+    else:
+        crowd_values = sorted({round(crowd * f, 3) for f in (0.25, 0.5, 1, 2, 4)})
+        reappear_values = sorted({0.0, reappear, 0.15, 0.3, 0.6})
+    return {
+        "lambda_fr": {"param": "lambda_fr", "variants": ["tcul"], "values": lam_values,
+                      "true_value": float(lam)},
+        "n_clusters": {"param": "n_clusters", "variants": ["tcul"], "values": ks,
+                       "true_value": float(n_ids)},
+        "crowd_density": {"param": "crowd_density", "variants": ["tcul", "sul"],
+                          "values": crowd_values, "true_value": crowd},
+        "reappear_prob": {"param": "reappear_prob", "variants": ["tcul", "sul"],
+                          "values": reappear_values, "true_value": reappear},
+    }
+
+
+def point_path(out_dir: str | Path, sweep: str, variant: str, value: float) -> Path:
+    """``<out_dir>/<sweep>/<variant>-<value>.json``."""
+    return Path(out_dir) / sweep / f"{variant}-{_fmt(value)}.json"
+
+
+def _read_point(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _source(cfg: Config, source_dir: str | Path | None, device: Any, progress: bool,
+            log: Callable[[str], object] | None) -> ReidNet:
+    src = pipeline.ensure_world(cfg, "source", progress=progress)
+    out = Path(source_dir) if source_dir is not None else pipeline.run_root(cfg) / "source"
+    return pipeline.ensure_source_model(cfg, src, out, device=device, progress=progress, log=log)
+
+
+def _world(cfg: Config, sweep: str, value: float, out_dir: Path, progress: bool
+           ) -> ReidDataset:
+    if sweep in WORLD_SWEEPS:
+        root = out_dir / "worlds" / f"{sweep}-{_fmt(value)}"
+        return pipeline.ensure_world(cfg, "target", progress=progress,
+                                     world_overrides={sweep: float(value)}, root=root)
+    return pipeline.ensure_world(cfg, "target", progress=progress)
+
+
+def run_point(
+    cfg: Config,
+    sweep: str,
+    variant: str,
+    value: float,
+    out_dir: str | Path = "runs/sweeps",
+    *,
+    source_model: ReidNet | None = None,
+    target: ReidDataset | None = None,
+    true_value: float | None = None,
+    progress: bool = True,
+    device: Any = None,
+    log: Callable[[str], object] | None = print,
+    source_dir: str | Path | None = None,
+) -> dict:
+    """One sweep point: the cached JSON if present, else one adaptation run, written to
+    :func:`point_path`. ``target`` defaults to the point's world; ``source_model`` to the
+    shared source model."""
+    if sweep not in SWEEPS:
+        raise TCULError(f"unknown sweep {sweep!r}: use one of {', '.join(SWEEPS)}")
+    out_dir = Path(out_dir)
+    path = point_path(out_dir, sweep, variant, value)
+    fp = fingerprint(cfg)
+    cached = _read_point(path) if path.exists() else None
+    if cached is not None and cached.get("fingerprint") == fp:
+        cached["cached"] = True
+        return cached
+    if cached is not None and log:
+        log(f"{path} was computed with other settings: recomputing it")
+    if sweep == "lambda_fr":
+        run_cfg = cfg.replace(lambda_fr=int(value))
+    elif sweep == "n_clusters":
+        run_cfg = cfg.replace(n_clusters=int(value))
+    else:
+        run_cfg = cfg
+    if target is None:
+        target = _world(cfg, sweep, value, out_dir, progress)
+    if source_model is None:
+        source_model = _source(cfg, source_dir, device, progress, log)
+    run_dir = out_dir / sweep / "runs" / f"{variant}-{_fmt(value)}"
+    t0 = time.perf_counter()
+    res = pipeline.run_variant(run_cfg, variant, source_model, target, run_dir, device=device,
+                               progress=progress, fresh=True, evaluate_each=False)
+    seconds = time.perf_counter() - t0
+    final = res.history[-1] if res.history else dict(res.baseline)
+    point = {
+        "sweep": sweep,
+        "param": sweep,
+        "variant": variant,
+        "value": float(value),
+        "true_value": true_value,
+        "seed": cfg.seed,
+        "profile": cfg.profile,
+        "fingerprint": fp,
+        "rank1": final.get("rank1"),
+        "rank5": final.get("rank5"),
+        "rank10": final.get("rank10"),
+        "mAP": final.get("mAP"),
+        "baseline": {k: res.baseline.get(k) for k in ("rank1", "rank5", "rank10", "mAP")},
+        "n_reliable": [h.get("n_reliable") for h in res.history],
+        "precision": [h.get("precision") for h in res.history],
+        "n_train_ids": target.num_train_pids,
+        "n_train_images": len(target.train),
+        "seconds": seconds,
+    }
+    if "manifest" in target.extra:
+        point["world_measured"] = target.extra["manifest"].get("measured")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(point, indent=1) + "\n")
+    os.replace(tmp, path)
+    shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are not needed once cached
+    if log:
+        log(f"{sweep} {variant} {_fmt(value)}: mAP {point['mAP']:.1f} ({seconds:.0f} s)")
+    point["cached"] = False
+    return point
+
+
+def run_sweeps(
+    cfg: Config,
+    out_dir: str | Path = "runs/sweeps",
+    *,
+    progress: bool = True,
+    device: Any = None,
+    only: Iterable[str] | None = None,
+    log: Callable[[str], object] | None = print,
+    source_dir: str | Path | None = None,
+) -> dict:
+    """Run (or read from the cache) every point of the sweeps named in ``only`` (default:
+    all four). Returns ``{sweep: [point, ...]}``; each point has ``cached`` True when it
+    was read from disk."""
+    names = list(SWEEPS if only is None else only)
+    bad = [s for s in names if s not in SWEEPS]
+    if bad:
+        raise TCULError(f"unknown sweep(s) {', '.join(bad)}: use {', '.join(SWEEPS)}")
+    out_dir = Path(out_dir)
+    target = pipeline.ensure_world(cfg, "target", progress=progress)
+    plan = sweep_plan(cfg, target)
+    model: ReidNet | None = None
+    results: dict[str, list[dict]] = {}
+    for name in names:
+        spec = plan[name]
+        for value in spec["values"]:
+            for variant in spec["variants"]:
+                path = point_path(out_dir, name, variant, value)
+                cached = _read_point(path) if path.exists() else None
+                if cached is None or cached.get("fingerprint") != fingerprint(cfg):
+                    if model is None:
+                        model = _source(cfg, source_dir, device, progress, log)
+                point = run_point(
+                    cfg, name, variant, value, out_dir, source_model=model,
+                    target=None if name in WORLD_SWEEPS else target,
+                    true_value=spec["true_value"], progress=progress, device=device, log=log,
+                    source_dir=source_dir)
+                results.setdefault(name, []).append(point)
+    return results
+
+
+def load_sweeps(out_dir: str | Path = "runs/sweeps") -> dict[str, list[dict]]:
+    """Every cached point under ``out_dir``: ``{sweep: [point, ...]}`` sorted by variant and
+    value (``{}`` when nothing is cached)."""
+    out_dir = Path(out_dir)
+    found: dict[str, list[dict]] = {}
+    if not out_dir.is_dir():
+        return found
+    for name in SWEEPS:
+        folder = out_dir / name
+        if not folder.is_dir():
+            continue
+        points = [p for p in (_read_point(f) for f in sorted(folder.glob("*.json")))
+                  if p is not None]
+        if points:
+            found[name] = sorted(points, key=lambda p: (p.get("variant", ""), p["value"]))
+    return found
+
+
+__all__ = ["SWEEPS", "fingerprint", "load_sweeps", "point_path", "run_point", "run_sweeps",
+           "sweep_plan"]

@@ -1,0 +1,151 @@
+"""The demo (tcul_helpers.demo), its report (tcul_helpers.report) and the sweeps cache."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+from tcul_helpers.config import get_config  # noqa: E402
+from tcul_helpers.demo import FIGURE_FILES, run_demo  # noqa: E402
+from tcul_helpers.report import PAPER_TABLE2, claims, write_report  # noqa: E402
+from tcul_helpers.sweeps import load_sweeps, run_sweeps, sweep_plan  # noqa: E402
+
+CORE_FIGURES = ("fig2", "fig3", "fig5", "iterations")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    cfg = get_config("smoke", source_root=str(root / "src"), target_root=str(root / "tgt"))
+    lines: list[str] = []
+    results = run_demo(cfg, root / "demo", progress=False, log=lines.append,
+                       sweeps_dir=root / "sweeps")
+    return cfg, root, results, lines
+
+
+def test_demo_writes_report_results_and_figures(demo):
+    cfg, root, results, lines = demo
+    out = root / "demo"
+    assert lines[-1] == f"Report: {out / 'report.md'}"
+    for key in CORE_FIGURES:
+        assert (out / FIGURE_FILES[key]).stat().st_size > 1000
+    data = json.loads((out / "results.json").read_text())
+    for method in ("baseline", "pul", "sul", "tcul"):
+        assert {"rank1", "rank5", "mAP"} <= set(data["methods"][method])
+    for variant in ("tcul", "sul", "pul"):
+        assert len(data["histories"][variant]["iterations"]) == cfg.n_iter
+    assert data["seed"] == cfg.seed and data["config"]["profile"] == "smoke"
+    assert set(data["stage_seconds"]) >= {"worlds", "source model", "baseline", "tcul", "sul",
+                                          "pul", "figures", "report"}
+    assert data["sweeps"]["status"] == "not computed"
+    report = (out / "report.md").read_text()
+    assert "| TCUL |" in report and "| PUL-style |" in report
+    assert "quoted from the paper" in report
+    for key in CORE_FIGURES:
+        assert f"]({FIGURE_FILES[key]})" in report
+    assert "Which of the paper's claims hold here" in report
+    assert report.count("NOT COMPUTED") == 2  # the two sweep claims
+    assert "`make sweeps`" in report
+    tcul_map = f"{data['methods']['tcul']['mAP']:.1f}"
+    assert tcul_map in report  # numbers come from the run
+
+
+def test_second_demo_call_reuses_everything(demo):
+    cfg, root, first, _ = demo
+    lines: list[str] = []
+    again = run_demo(cfg, root / "demo", progress=False, log=lines.append,
+                     sweeps_dir=root / "sweeps")
+    for stage in ("source model", "baseline", "tcul", "sul", "pul"):
+        assert again["stages"][stage]["reused"], stage
+        assert again["stages"][stage]["seconds"] < 2.0, stage
+    assert again["methods"] == first["methods"]
+    assert lines[-1].startswith("Report: ")
+
+
+def test_sweeps_cache_and_demo_sweep_figures(demo):
+    demo_cfg, root, _, _ = demo
+    cfg = demo_cfg.replace(n_iter=1)  # one iteration per point keeps the test fast
+    sweeps_dir = root / "sweeps"
+    assert load_sweeps(sweeps_dir) == {}
+    log: list[str] = []
+    res = run_sweeps(cfg, sweeps_dir, progress=False, only=["lambda_fr"], log=log.append,
+                     source_dir=root / "demo" / "source")
+    points = res["lambda_fr"]
+    assert len(points) == 2 and not any(p["cached"] for p in points)
+    files = sorted((sweeps_dir / "lambda_fr").glob("*.json"))
+    assert len(files) == 2
+    point = json.loads(files[0].read_text())
+    assert {"rank1", "rank5", "mAP", "n_reliable", "precision", "value", "variant", "seed",
+            "seconds"} <= set(point)
+    assert len(point["n_reliable"]) == cfg.n_iter
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    again = run_sweeps(cfg, sweeps_dir, progress=False, only=["lambda_fr"], log=log.append,
+                       source_dir=root / "demo" / "source")
+    assert all(p["cached"] for p in again["lambda_fr"])
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+    loaded = load_sweeps(sweeps_dir)
+    assert list(loaded) == ["lambda_fr"] and len(loaded["lambda_fr"]) == 2
+    # the demo now draws Fig. 4a and evaluates the lambda_fr claim
+    lines: list[str] = []
+    run_demo(demo_cfg, root / "demo", progress=False, log=lines.append, sweeps_dir=sweeps_dir)
+    assert (root / "demo" / FIGURE_FILES["fig4a"]).exists()
+    report = (root / "demo" / "report.md").read_text()
+    assert f"]({FIGURE_FILES['fig4a']})" in report
+    assert report.count("NOT COMPUTED") == 1
+
+
+def test_load_sweeps_empty(tmp_path):
+    assert load_sweeps(tmp_path) == {}
+    assert load_sweeps(tmp_path / "missing") == {}
+
+
+def test_sweep_plan_smoke_has_two_values_each(demo):
+    from tcul_helpers import pipeline
+
+    cfg, _, _, _ = demo
+    plan = sweep_plan(cfg, pipeline.ensure_world(cfg, "target", progress=False))
+    assert set(plan) == {"lambda_fr", "n_clusters", "crowd_density", "reappear_prob"}
+    assert all(len(spec["values"]) == 2 for spec in plan.values())
+    full = sweep_plan(cfg.replace(profile="classroom"),
+                      pipeline.ensure_world(cfg, "target", progress=False))
+    assert full["lambda_fr"]["values"][0] == 0 and full["lambda_fr"]["values"][-1] >= 10**6
+    ks = full["n_clusters"]["values"]
+    assert min(ks) < full["n_clusters"]["true_value"] < max(ks)
+
+
+def _results(tcul=40.0, sul=30.0, base=20.0, counts=(10, 20, 30), lam=None, ks=None):
+    pts: dict = {}
+    if lam:
+        pts["lambda_fr"] = [{"variant": "tcul", "value": v, "mAP": m} for v, m in lam]
+    if ks:
+        pts["n_clusters"] = [{"variant": "tcul", "value": v, "mAP": m, "true_value": 24}
+                             for v, m in ks]
+    return {
+        "profile": "smoke", "seed": 0,
+        "methods": {"baseline": {"rank1": 1, "rank5": 2, "mAP": base},
+                    "tcul": {"rank1": 3, "rank5": 4, "mAP": tcul},
+                    "sul": {"rank1": 5, "rank5": 6, "mAP": sul},
+                    "pul": {"rank1": 7, "rank5": 8, "mAP": 21.0}},
+        "histories": {"tcul": {"iterations": [{"n_reliable": c} for c in counts]}},
+        "sweeps": {"points": pts},
+    }
+
+
+def test_claims_are_computed_from_the_numbers(tmp_path):
+    good = claims(_results(lam=[(0, 30), (100, 45), (10**7, 20)],
+                           ks=[(12, 30), (24, 40), (48, 35)]))
+    assert all(line.startswith("- **HOLDS**") for line in good), good
+    assert "monotone: yes" in good[2]
+    bad = claims(_results(tcul=25.0, sul=30.0, counts=(30, 20, 25),
+                          lam=[(0, 30), (10**7, 40)], ks=[(12, 50), (24, 40)]))
+    assert all(line.startswith("- **DOES NOT HOLD**") for line in bad), bad
+    path = write_report(_results(), tmp_path, {})
+    text = path.read_text()
+    assert "| TCUL | 3.0 / 4.0 / 40.0 |" in text
+    assert " / ".join(f"{x:.1f}" for x in PAPER_TABLE2["tcul"]["Duke->Market"]) in text
+    assert text.count("NOT COMPUTED") == 2
