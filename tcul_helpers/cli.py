@@ -492,10 +492,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The whole experiment (:func:`tcul_helpers.demo.run_demo`)."""
     demo = _import_optional("demo")
     cfg = build_config(args)
-    out = args.out or args.runs / "demo"
+    default = "demo" if (cfg.profile, cfg.seed) == ("classroom", 0) else (
+        f"demo-{cfg.profile}-seed{cfg.seed}")
+    out = args.out or args.runs / default
     demo.run_demo(cfg, out_dir=out, fresh=args.fresh, progress=_progress(args),
-                  device=cfg.device)
-    print(f"demo finished: outputs in {out}")
+                  device=cfg.device, sweeps_dir=args.runs / "sweeps")
+    print(f"demo finished: open {Path(out) / 'report.md'}")
     return 0
 
 

@@ -176,7 +176,7 @@ def get_config(profile: str | None = None, **overrides: Any) -> Config:
     if profile not in PROFILES:
         raise TCULError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
     base = dict(_PROFILE_OVERRIDES[profile])
-    scale = base.get("world_scale", "classroom")
+    scale = overrides.get("world_scale", base.get("world_scale", "classroom"))
     for key in ("source_root", "target_root"):
         if key in base:
             base[key] = base[key].format(scale=scale)

@@ -197,8 +197,11 @@ def run_demo(
     say: Callable[[str], object] = log or (lambda _m: None)
     t_start = time.perf_counter()
     out = Path(out_dir)
+    # f_theta0 lives where the CLI, the sweeps and the notebooks look for it too
+    source_dir = pipeline.run_root(cfg, out.parent) / "source"
     if fresh:
         _clear(out)
+        (source_dir / "model.pt").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device if device is not None else cfg.device)
     stages = _Stages(say)
@@ -220,7 +223,7 @@ def run_demo(
 
     model = stages.run(
         "source model",
-        lambda: pipeline.ensure_source_model(cfg, source, out / "source", device=dev,
+        lambda: pipeline.ensure_source_model(cfg, source, source_dir, device=dev,
                                              progress=progress, log=source_log),
         lambda: any(m.startswith("reusing") for m in messages))
 
