@@ -1,0 +1,200 @@
+"""Algorithm 1 end to end (smoke): history, resume equality, variants and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from tcul_helpers import pipeline
+from tcul_helpers.algorithm import (
+    CHECKPOINT,
+    NonFiniteFeaturesError,
+    TooFewSamplesWarning,
+    adapt,
+    load_history,
+    load_trace,
+    prepare_features,
+)
+from tcul_helpers.config import get_config
+from tcul_helpers.errors import TCULError
+from tcul_helpers.metrics import clustering_scores, pairwise_precision, pairwise_recall
+from tcul_helpers.models import load_checkpoint
+from tcul_helpers.training import NonFiniteLossError
+
+HISTORY_KEYS = {"iteration", "n_reliable", "n_pseudo_ids", "seconds", "precision", "nmi",
+                "ari", "rank1", "rank5", "mAP"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    base = tmp_path_factory.mktemp("alg")
+    cfg = get_config("smoke", source_root=str(base / "src"), target_root=str(base / "tgt"))
+    source = pipeline.ensure_world(cfg, "source", progress=False)
+    target = pipeline.ensure_world(cfg, "target", progress=False)
+    model = pipeline.ensure_source_model(cfg, source, base / "source", progress=False)
+    return cfg, target, model
+
+
+def _final(run_dir):
+    return load_history(run_dir)["iterations"]
+
+
+def test_smoke_run_records_every_iteration(world, tmp_path):
+    cfg, target, model = world
+    res = adapt(model, target, cfg, tmp_path / "tcul", "cpu", progress=False)
+    assert res.status == "complete" and len(res.history) == cfg.n_iter
+    hist = load_history(tmp_path / "tcul")
+    assert hist["status"] == "complete"
+    assert {"rank1", "rank5", "mAP"} <= set(hist["baseline"])
+    for i, rec in enumerate(hist["iterations"], 1):
+        assert HISTORY_KEYS <= set(rec) and rec["iteration"] == i
+        assert 0 < rec["n_reliable"] <= len(target.train)
+    config = json.loads((tmp_path / "tcul" / "config.json").read_text())
+    assert config["lambda_fr"] == cfg.lambda_fr and config["profile"] == "smoke"
+    trace = load_trace(tmp_path / "tcul")
+    assert trace["kept_1"].sum() == hist["iterations"][0]["n_reliable"]
+    assert trace["centers_0"].shape == (cfg.n_clusters, cfg.embedding_dim)
+    # the pseudo-label precision in the history is the one of the kept images
+    truth = np.array([r.pid for r in target.train])
+    assert hist["iterations"][0]["precision"] == pytest.approx(
+        pairwise_precision(trace["labels_1"], truth, trace["kept_1"]))
+    # the source model is not modified by the adaptation
+    assert model.classifier is not None
+
+
+def test_resume_gives_the_same_numbers_as_an_unbroken_run(world, tmp_path):
+    cfg, target, model = world
+    whole = adapt(model, target, cfg, tmp_path / "whole", "cpu", progress=False)
+    part = adapt(model, target, cfg, tmp_path / "broken", "cpu", progress=False, stop_after=1)
+    assert part.status == "stopped" and len(part.history) == 1
+    assert load_history(tmp_path / "broken")["status"] == "stopped"
+    rest = adapt(model, target, cfg, tmp_path / "broken", "cpu", progress=False)
+    assert rest.status == "complete"
+    for a, b in zip(whole.history, rest.history, strict=True):
+        for key in ("n_reliable", "n_pseudo_ids", "precision", "nmi", "mAP", "rank1", "loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), key
+    np.testing.assert_allclose(whole.centers, rest.centers, rtol=1e-6, atol=1e-7)
+
+
+def test_a_run_folder_with_other_settings_is_refused(world, tmp_path):
+    cfg, target, model = world
+    adapt(model, target, cfg, tmp_path / "run", "cpu", progress=False, stop_after=1)
+    with pytest.raises(TCULError, match="other settings.*lambda_fr"):
+        adapt(model, target, cfg.replace(lambda_fr=5), tmp_path / "run", "cpu", progress=False)
+    # --fresh starts over instead
+    res = adapt(model, target, cfg.replace(lambda_fr=5), tmp_path / "run", "cpu",
+                progress=False, fresh=True)
+    assert res.status == "complete"
+
+
+@pytest.mark.parametrize("variant", ["sul", "pul"])
+def test_variants_run(world, tmp_path, variant):
+    cfg, target, model = world
+    res = pipeline.run_variant(cfg.replace(n_iter=1), variant, model, target,
+                               tmp_path / variant, device="cpu", progress=False)
+    assert len(res.history) == 1
+    saved = json.loads((tmp_path / variant / "config.json").read_text())
+    assert saved["selection"] == "similarity"
+    assert saved["centers"] == ("kmeans" if variant == "pul" else "update")
+
+
+def test_no_selection_keeps_everything(world, tmp_path):
+    cfg, target, model = world
+    res = adapt(model, target, cfg.replace(n_iter=1, selection="none"), tmp_path / "none",
+                "cpu", progress=False)
+    assert res.history[0]["n_reliable"] == len(target.train)
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_k_below_one_is_refused(world, k):
+    cfg, _, _ = world
+    with pytest.raises(TCULError, match="n_clusters"):
+        cfg.replace(n_clusters=k)
+
+
+def test_k_above_the_number_of_images_is_refused(world, tmp_path):
+    cfg, target, model = world
+    with pytest.raises(TCULError, match="K=100000 clusters for .* target images"):
+        adapt(model, target, cfg.replace(n_clusters=100000), tmp_path / "r", "cpu",
+              progress=False)
+    assert not (tmp_path / "r" / "history.json").exists()
+
+
+def test_negative_lambda_fr_is_refused(world):
+    cfg, _, _ = world
+    with pytest.raises(TCULError, match="lambda_fr must be >= 0"):
+        cfg.replace(lambda_fr=-1)
+
+
+def test_temporal_selection_without_frames_says_use_similarity(world, tmp_path):
+    cfg, target, model = world
+    no_frames = dataclasses.replace(
+        target, train=[dataclasses.replace(r, frame=None) for r in target.train])
+    with pytest.raises(TCULError, match="selection=similarity"):
+        adapt(model, no_frames, cfg, tmp_path / "r", "cpu", progress=False)
+    res = adapt(model, no_frames, cfg.replace(selection="similarity", n_iter=1),
+                tmp_path / "sim", "cpu", progress=False)
+    assert res.status == "complete"
+
+
+def test_too_few_samples_warns_skips_and_goes_on(world, tmp_path):
+    cfg, target, model = world
+    # lambda_fr = 0 keeps only the x_min_jk images; huge batches cannot be filled
+    cfg = cfg.replace(lambda_fr=0, batch_ids=64, batch_instances=16)
+    with pytest.warns(TooFewSamplesWarning, match="iteration 1"):
+        res = adapt(model, target, cfg, tmp_path / "few", "cpu", progress=False)
+    assert res.status == "complete" and len(res.history) == cfg.n_iter
+    assert all(rec["skipped"] for rec in res.history)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(world, tmp_path):
+    cfg, target, model = world
+    run = tmp_path / "nan"
+    adapt(model, target, cfg.replace(n_iter=2), run, "cpu", progress=False, stop_after=1)
+    good, meta = load_checkpoint(run / CHECKPOINT)
+    assert meta["iteration"] == 1
+    before = {k: v.clone() for k, v in good.state_dict().items()}
+    # an absurd learning rate makes the second iteration diverge
+    blown = cfg.replace(n_iter=2, target_lr=1e30)
+    with pytest.raises((NonFiniteLossError, NonFiniteFeaturesError)):
+        _resume_with(model, target, blown, run)
+    hist = load_history(run)
+    assert hist["status"] == "diverged" and len(hist["iterations"]) == 1
+    after, meta = load_checkpoint(run / CHECKPOINT)
+    assert meta["iteration"] == 1
+    for k, v in after.state_dict().items():
+        assert np.array_equal(v.numpy(), before[k].numpy()), k
+
+
+def _resume_with(model, target, cfg, run):
+    """Resume ``run`` with ``cfg`` although it differs (edit the saved config first)."""
+    cfg.save(run / "config.json")
+    return adapt(model, target, cfg, run, "cpu", progress=False)
+
+
+def test_prepare_features_normalises_once_and_rejects_nan(world):
+    cfg, _, _ = world
+    z = np.array([[3.0, 4.0], [0.0, 2.0]], dtype=np.float32)
+    np.testing.assert_allclose(prepare_features(z, cfg), [[0.6, 0.8], [0.0, 1.0]])
+    np.testing.assert_allclose(prepare_features(z, cfg.replace(l2_normalize=False)), z)
+    with pytest.raises(NonFiniteFeaturesError, match="NaN"):
+        prepare_features(np.array([[np.nan, 1.0]]), cfg)
+
+
+def test_pairwise_metrics_on_a_hand_computed_case():
+    pseudo = [0, 0, 0, 1, 1]
+    truth = [7, 7, 8, 8, 8]
+    # pairs sharing a pseudo-label: (0,1) (0,2) (1,2) (3,4) -> same person: (0,1) (3,4)
+    assert pairwise_precision(pseudo, truth) == pytest.approx(2 / 4)
+    # same-person pairs: (0,1) (2,3) (2,4) (3,4) -> sharing a pseudo-label: (0,1) (3,4)
+    assert pairwise_recall(pseudo, truth) == pytest.approx(2 / 4)
+    mask = [True, True, False, True, True]
+    assert pairwise_precision(pseudo, truth, mask) == pytest.approx(1.0)
+    assert np.isnan(pairwise_precision([0, 1], [5, 5]))
+    perfect = clustering_scores([1, 1, 2, 2], [5, 5, 9, 9])
+    assert perfect == {"nmi": pytest.approx(1.0), "ari": pytest.approx(1.0)}
+    with pytest.raises(TCULError, match="differ in length"):
+        pairwise_precision([0, 1], [0])
