@@ -1,0 +1,173 @@
+"""The exercise checkers accept the instructors' solutions and catch typical mistakes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tcul_helpers import exercises as ex
+from tcul_helpers.clustering import update_centers
+from tcul_helpers.selection import temporal_anchors
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+
+
+def _solution(name: str, func: str):
+    spec = importlib.util.spec_from_file_location(f"sol_{name}", SOLUTIONS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, func)
+
+
+CASES = [
+    (ex.check_assign, "assign", "my_assign"),
+    (ex.check_select_temporal, "select_temporal", "my_select_temporal"),
+    (ex.check_triplet_loss, "triplet_loss", "my_triplet_loss"),
+    (ex.check_update_centers, "update_centers", "my_update_centers"),
+    (ex.check_pairwise_precision, "pairwise_precision", "my_pairwise_precision"),
+]
+
+
+@pytest.mark.parametrize(("checker", "module", "func"), CASES, ids=[c[1] for c in CASES])
+def test_solutions_pass(checker, module, func):
+    res = checker(_solution(module, func))
+    assert res.passed, res.message
+    assert "all" in res.message and res.n_cases >= 4
+    assert "passed" in res._repr_html_() and "PASSED" in str(res)
+
+
+@pytest.mark.parametrize(("checker", "module", "func"), CASES, ids=[c[1] for c in CASES])
+def test_package_reference_passes(checker, module, func):
+    from tcul_helpers import clustering, losses, metrics, selection
+
+    ref = {"assign": clustering.assign_clusters, "select_temporal": selection.select_temporal,
+           "triplet_loss": losses.batch_hard_triplet_loss,
+           "update_centers": clustering.update_centers,
+           "pairwise_precision": metrics.pairwise_precision}[module]
+    assert checker(ref).passed
+
+
+@pytest.mark.parametrize("checker", [c[0] for c in CASES])
+def test_stub_reports_not_implemented(checker):
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+
+    res = checker(stub)
+    assert not res.passed and "not implemented yet" in res.message
+    assert "not yet" in res._repr_html_()
+
+
+def test_assign_argmin_is_caught():
+    def wrong(x, c):
+        xu = x / np.linalg.norm(x, axis=1, keepdims=True)
+        cu = c / np.linalg.norm(c, axis=1, keepdims=True)
+        return np.argmin(xu @ cu.T, axis=1)
+
+    res = ex.check_assign(wrong)
+    assert not res.passed
+    assert "case 1/" in res.message and "expected" in res.message and "argmax" in res.message
+
+
+def test_assign_dot_product_is_caught():
+    res = ex.check_assign(lambda x, c: np.argmax(x @ c.T, axis=1))
+    assert not res.passed and "|f(x_i)| |c_k|" in res.message
+
+
+def test_select_strict_inequality_is_caught():
+    def strict(f, lab, c, cams, fr, lam):
+        sel = temporal_anchors(f, lab, c, cams, fr, lam)
+        return sel.frame_distance < lam
+
+    res = ex.check_select_temporal(strict)
+    assert not res.passed
+    assert "<=" in res.message and "case" in res.message
+
+
+def test_select_ignoring_cameras_is_caught():
+    def no_cams(f, lab, c, cams, fr, lam):
+        return temporal_anchors(f, lab, c, np.zeros_like(cams), fr, lam).kept
+
+    res = ex.check_select_temporal(no_cams)
+    assert not res.passed and "camera" in res.message
+
+
+def test_update_forgetting_beta_is_caught():
+    def no_beta(c, x, lab, lam, beta):
+        return update_centers(c, x, lab, lam, 1e-12)
+
+    res = ex.check_update_centers(no_beta)
+    assert not res.passed and "large beta" in res.message and "beta" in res.message
+
+
+def test_update_wrong_sign_is_caught():
+    def plus(c, x, lab, lam, beta):
+        return 2 * np.asarray(c) - update_centers(c, x, lab, lam, beta)
+
+    res = ex.check_update_centers(plus)
+    assert not res.passed and "TOWARDS" in res.message
+
+
+def test_update_modifying_input_is_caught():
+    def in_place(c, x, lab, lam, beta):
+        c[:] = update_centers(c, x, lab, lam, beta)
+        return c
+
+    res = ex.check_update_centers(in_place)
+    assert not res.passed and "in place" in res.message
+
+
+def test_triplet_squared_distance_is_caught():
+    def squared(e, lab, m):
+        lab = torch.as_tensor(lab)
+        d = torch.cdist(e, e) ** 2
+        same = lab[:, None] == lab[None, :]
+        pos = same & ~torch.eye(len(lab), dtype=torch.bool)
+        d_ap = d.masked_fill(~pos, float("-inf")).max(1).values
+        d_an = d.masked_fill(same, float("inf")).min(1).values
+        ok = pos.any(1)
+        return torch.relu(d_ap[ok] - d_an[ok] + m).mean()
+
+    res = ex.check_triplet_loss(squared)
+    assert not res.passed and "not squared" in res.message
+
+
+def test_triplet_easiest_positive_is_caught():
+    def easy(e, lab, m):
+        lab = torch.as_tensor(lab)
+        d = torch.cdist(e, e)
+        same = lab[:, None] == lab[None, :]
+        pos = same & ~torch.eye(len(lab), dtype=torch.bool)
+        d_ap = d.masked_fill(~pos, float("inf")).min(1).values
+        d_an = d.masked_fill(same, float("inf")).min(1).values
+        ok = pos.any(1)
+        return torch.relu(d_ap[ok] - d_an[ok] + m).mean()
+
+    res = ex.check_triplet_loss(easy)
+    assert not res.passed and "FARTHEST" in res.message
+
+
+def test_precision_counting_singletons_as_zero_is_caught():
+    from tcul_helpers.metrics import pairwise_precision
+
+    def zero(p, t, mask=None):
+        v = pairwise_precision(p, t, mask)
+        return 0.0 if np.isnan(v) else v
+
+    res = ex.check_pairwise_precision(zero)
+    assert not res.passed and "only singletons" in res.message and "nan" in res.message
+
+
+def test_exception_is_reported_not_raised():
+    def broken(x, c):
+        raise ValueError("shapes do not match")
+
+    res = ex.check_assign(broken)
+    assert not res.passed and "ValueError: shapes do not match" in res.message
+
+
+def test_not_a_function():
+    assert not ex.check_assign(42).passed
