@@ -50,13 +50,18 @@ def test_notebook_structure(path):
 
 @pytest.fixture(scope="module")
 def tcul_home(tmp_path_factory):
-    """A fresh kit home whose synthetic worlds are generated here, in the test process
-    (world rendering uses a process pool, which is slow to start inside a kernel)."""
+    """A fresh kit home shared by the notebooks, prepared once here, in the test process:
+    the smoke worlds and the source model f_theta0, which every notebook from 02 on loads
+    from ``runs/`` (so any notebook can also be run alone, e.g. ``-k 05``). The notebooks
+    run in numerical order and the later ones reuse the runs cached by the earlier ones
+    (06 computes ``tcul``, 07 reuses it and adds ``sul`` / ``pul``, 09 reads them)."""
     from tcul_helpers.session import LabSession
 
     home = tmp_path_factory.mktemp("tcul_home")
     lab = LabSession("smoke", progress=False, home=home)
     assert lab.source.train and lab.target.train
+    assert lab.source_model() is not None
+    assert (lab.root / "source" / "model.pt").is_file()
     return home
 
 
@@ -69,18 +74,60 @@ def _kernel_name() -> str:
     return "python3"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_on_smoke(path, tcul_home, monkeypatch):
+SHELL_SLICE_S = 0.25
+
+
+def _sliced(get_msg):
+    """``get_msg(timeout)`` of the shell channel, waiting in slices of ``SHELL_SLICE_S``."""
+    from queue import Empty
+    from time import monotonic
+
+    async def sliced_get_msg(timeout=None):
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            left = SHELL_SLICE_S if deadline is None else max(0.0, deadline - monotonic())
+            try:
+                return await get_msg(timeout=min(SHELL_SLICE_S, left))
+            except Empty:
+                if deadline is not None and monotonic() >= deadline:
+                    raise
+
+    return sliced_get_msg
+
+
+def _notebook_client(nb, **kwargs):
+    """An nbclient ``NotebookClient`` that does not sleep through a lost shell wake-up.
+
+    nbclient mimics the front end of ``ipywidgets.Output``: when a cell displays into an
+    Output widget (every explorer of :mod:`tcul_helpers.widgets` draws its first figure as
+    it is built), the client sends ``comm_msg`` updates to the kernel on the *shell* socket
+    while it is awaiting the cell's ``execute_reply`` on that same socket. The zmq wake-up
+    for the reply can then be lost: the reply sits in the socket and is only seen when the
+    poll times out, i.e. after the whole cell timeout (notebook 01's explorer cell took
+    exactly 240 s for 0.3 s of work; jupyter/nbclient#312). Waiting on the shell in short
+    slices bounds such a loss to one slice; a real timeout still fires after ``timeout``.
+    """
     from nbclient import NotebookClient
 
+    class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            kc.shell_channel.get_msg = _sliced(kc.shell_channel.get_msg)
+            return kc
+
+    return Client(nb, **kwargs)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_on_smoke(path, tcul_home, monkeypatch):
     monkeypatch.setenv("TCUL_PROFILE", "smoke")
     monkeypatch.setenv("TCUL_HOME", str(tcul_home))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep
                        + os.environ.get("PATH", ""))
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=240, kernel_name=_kernel_name(),
-                            resources={"metadata": {"path": str(NB_DIR)}})
+    client = _notebook_client(nb, timeout=240, kernel_name=_kernel_name(),
+                              resources={"metadata": {"path": str(NB_DIR)}})
     client.execute()  # raises CellExecutionError on the first failing cell
     text = "\n".join(str(o.get("text", "")) for c in nb.cells if c.cell_type == "code"
                      for o in c.get("outputs", []))
