@@ -128,12 +128,15 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         width=32,
         embedding_dim=128,
         imagenet_init=False,
-        source_epochs=12,
-        source_lr=1e-3,
-        n_iter=5,
-        n_clusters=200,
+        # calibrated on the classroom worlds (closing note of issue 4): 30 source epochs
+        # give a baseline that is clearly imperfect on the target (~11 mAP); 6 iterations x
+        # 10 epochs is where TCUL's gains level off, within the demo's time budget
+        source_epochs=30,
+        source_lr=3e-3,
+        n_iter=6,
+        n_clusters=200,  # the classroom target world's true number of training identities
         lambda_fr=100,
-        target_epochs=2,
+        target_epochs=10,
         target_lr=1e-2,
         batch_ids=16,
         batch_instances=4,

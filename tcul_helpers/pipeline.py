@@ -53,9 +53,11 @@ def ensure_world(cfg: Config, preset: str, *, progress: bool = True,
     if name != "synthetic":
         return load_dataset(name, root or (cfg.source_root if preset == "source"
                                           else cfg.target_root))
+    # the kit's own folders follow the current defaults: a stale world there is replaced
+    replace = root is None
     root = Path(root) if root is not None else world_root(cfg, preset)
     make_world(root, preset, cfg.seed, scale=cfg.world_scale, progress=progress,
-               **(world_overrides or {}))
+               replace=replace, **(world_overrides or {}))
     return load_dataset("synthetic", root)
 
 

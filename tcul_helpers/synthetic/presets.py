@@ -122,7 +122,11 @@ _SCALE_KNOBS: dict[str, dict[str, Any]] = {
 
 _PRESET_KNOBS: dict[str, dict[str, Any]] = {
     "source": dict(palette="source", camera_style="source"),
-    "target": dict(palette="target", camera_style="target"),
+    # Calibrated (issue 4): at camera_variation 1.0 the outdoor cameras are so far from the
+    # indoor source that the source baseline is near chance on the target (about 4 mAP);
+    # at 0.3 it is clearly imperfect (about 11 mAP, the paper's baselines are 12-19) while
+    # every target camera still has its own light, colour cast, blur, noise and resolution.
+    "target": dict(palette="target", camera_style="target", camera_variation=0.3),
 }
 
 _PAIRS = ("sequences_per_camera", "dwell_frames", "transit_frames", "reappear_gap",

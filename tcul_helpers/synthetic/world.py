@@ -114,7 +114,7 @@ def _summary(root: Path, manifest: dict, seconds: float, reused: bool) -> dict:
     }
 
 
-def _prepare_root(root: Path, request: dict, overwrite: bool) -> dict | None:
+def _prepare_root(root: Path, request: dict, overwrite: bool, replace: bool = False) -> dict | None:
     """Return the manifest of a reusable world, or None once ``root`` is ready to fill."""
     if root.exists() and not root.is_dir():
         raise TCULError(f"world root {root} is a file: choose a folder path")
@@ -131,7 +131,7 @@ def _prepare_root(root: Path, request: dict, overwrite: bool) -> dict | None:
                     "pass overwrite=True to regenerate it"
                 )
             return manifest
-        if not overwrite:
+        if not (overwrite or replace):
             r = manifest.get("request", {})
             raise TCULError(
                 f"{root} holds another synthetic world (preset={r.get('preset')}, "
@@ -272,6 +272,7 @@ def make_world(
     scale: str = "classroom",
     progress: bool = True,
     overwrite: bool = False,
+    replace: bool = False,
     workers: int | None = None,
     **overrides: Any,
 ) -> dict:
@@ -287,7 +288,9 @@ def make_world(
     If ``root`` already holds this very world (same preset, scale, seed, knobs and
     generator version) it is reused without rendering; ``overwrite=True`` regenerates it.
     A root holding anything else raises TCULError; nothing the generator did not write is
-    ever deleted. ``workers``: rendering processes (default: all available CPUs, up to 4,
+    ever deleted. ``replace=True`` regenerates when ``root`` holds another synthetic world
+    (the kit's own folders, whose defaults may have changed) but reuses this very one.
+    ``workers``: rendering processes (default: all available CPUs, up to 4,
     for worlds of 1,000+ images); the output does not depend on it.
 
     Returns a summary: root, preset, scale, seed, ``ids`` (train / test), ``cameras``,
@@ -300,7 +303,7 @@ def make_world(
     knobs = resolve_knobs(preset, scale, overrides)
     request = _request(preset, scale, seed, json.loads(json.dumps(knobs.to_dict())))
     root = Path(root).expanduser().resolve()
-    existing = _prepare_root(root, request, overwrite)
+    existing = _prepare_root(root, request, overwrite, replace)
     if existing is not None:
         return _summary(root, existing, time.perf_counter() - t0, reused=True)
 
