@@ -130,7 +130,7 @@ def _fig(figures: dict[str, str], key: str, caption: str, out_dir: Path) -> list
     path = figures.get(key)
     if not path:
         return []
-    rel = os.path.relpath(Path(path), out_dir) if Path(path).is_absolute() else str(path)
+    rel = os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())  # from report.md
     return [f"![{caption}]({Path(rel).as_posix()})", ""]
 
 

@@ -149,3 +149,15 @@ def test_claims_are_computed_from_the_numbers(tmp_path):
     assert "| TCUL | 3.0 / 4.0 / 40.0 |" in text
     assert " / ".join(f"{x:.1f}" for x in PAPER_TABLE2["tcul"]["Duke->Market"]) in text
     assert text.count("NOT COMPUTED") == 2
+
+
+def test_figure_links_resolve_from_the_report_with_a_relative_out_dir(demo, tmp_path,
+                                                                       monkeypatch):
+    _, root, results, _ = demo
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    fig = tmp_path / "runs" / "demo" / FIGURE_FILES["fig5"]
+    fig.write_bytes((root / "demo" / FIGURE_FILES["fig5"]).read_bytes())
+    report = write_report(results, "runs/demo", {"fig5": f"runs/demo/{FIGURE_FILES['fig5']}"})
+    text = report.read_text()
+    assert f"]({FIGURE_FILES['fig5']})" in text  # relative to report.md, not to the cwd
