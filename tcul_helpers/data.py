@@ -218,7 +218,8 @@ def _read_synthetic(root: Path) -> ReidDataset:
     if not manifest.is_file():
         raise TCULError(
             f"{root} is not a synthetic world (no manifest.json): make one with "
-            f"`python -m tcul_helpers world --out {root}` or tcul_helpers.synthetic.make_world"
+            f"`python -m tcul_helpers world --preset target --out {root}` or "
+            "tcul_helpers.synthetic.make_world"
         )
     ds = _read_market(root)
     ds.name = "synthetic"
