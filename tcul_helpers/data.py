@@ -119,7 +119,7 @@ def _relabel(records: list[ImageRecord]) -> list[ImageRecord]:
 def _read_market_split(folder: Path, root: Path, relabel: bool) -> list[ImageRecord]:
     records = []
     for path in _image_files(folder, _MARKET_LAYOUT, root):
-        pid, cam, seq, raw = parse_market_name(path.name)
+        pid, cam, seq, raw = parse_market_name(str(path))
         if pid == -1:
             continue  # junk boxes: never used for training or evaluation
         records.append(ImageRecord(str(path), pid, cam, market_frame(seq, raw), pid, seq, raw))
@@ -129,7 +129,7 @@ def _read_market_split(folder: Path, root: Path, relabel: bool) -> list[ImageRec
 def _read_duke_split(folder: Path, root: Path, relabel: bool) -> list[ImageRecord]:
     records = []
     for path in _image_files(folder, _DUKE_LAYOUT, root):
-        pid, cam, frame = parse_duke_name(path.name)
+        pid, cam, frame = parse_duke_name(str(path))
         if pid == -1:
             continue
         records.append(ImageRecord(str(path), pid, cam, frame, pid, None, frame))
@@ -180,7 +180,11 @@ def _read_msmt_list(root: Path, list_name: str, relabel: bool) -> list[ImageReco
             )
         rel, pid = parts[0], int(parts[1])
         path = _msmt_image_path(root, list_name, rel)
-        records.append(ImageRecord(str(path), pid, parse_msmt_camera(rel), None, pid))
+        try:
+            camid = parse_msmt_camera(rel)
+        except TCULError as err:
+            raise TCULError(f"{list_file}:{lineno}: {err}") from None
+        records.append(ImageRecord(str(path), pid, camid, None, pid))
     if not records:
         raise TCULError(f"list file {list_file} is empty: " + _MSMT_LAYOUT.format(root=root))
     records.sort(key=lambda r: r.path)
