@@ -256,7 +256,7 @@ def run_demo(
         "profile": cfg.profile,
         "seed": cfg.seed,
         "config": cfg.to_dict(),
-        "command": command or "python " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command or _invocation(),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "device": str(dev),
         "methods": methods,
@@ -283,6 +283,14 @@ def run_demo(
     say(f"total {results['total_seconds']:.1f} s")
     say(f"Report: {report}")
     return results
+
+
+def _invocation() -> str:
+    """How this process was started, as a user would type it (``python -m tcul_helpers ...``)."""
+    prog = Path(sys.argv[0])
+    head = (f"python -m {__package__}" if prog.name == "__main__.py"
+            else f"python {prog.name}")
+    return " ".join([head, *sys.argv[1:]])
 
 
 def _fmt(v: Any) -> str:

@@ -161,3 +161,12 @@ def test_figure_links_resolve_from_the_report_with_a_relative_out_dir(demo, tmp_
     report = write_report(results, "runs/demo", {"fig5": f"runs/demo/{FIGURE_FILES['fig5']}"})
     text = report.read_text()
     assert f"]({FIGURE_FILES['fig5']})" in text  # relative to report.md, not to the cwd
+
+
+def test_report_names_the_command_as_typed(monkeypatch):
+    from tcul_helpers import demo
+
+    monkeypatch.setattr("sys.argv", ["/x/tcul_helpers/__main__.py", "demo", "--seed", "1"])
+    assert demo._invocation() == "python -m tcul_helpers demo --seed 1"
+    monkeypatch.setattr("sys.argv", ["benchmarks/bench_demo.py", "--quiet"])
+    assert demo._invocation() == "python bench_demo.py --quiet"
