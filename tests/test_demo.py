@@ -170,3 +170,16 @@ def test_report_names_the_command_as_typed(monkeypatch):
     assert demo._invocation() == "python -m tcul_helpers demo --seed 1"
     monkeypatch.setattr("sys.argv", ["benchmarks/bench_demo.py", "--quiet"])
     assert demo._invocation() == "python bench_demo.py --quiet"
+
+
+def test_order_claim_reports_the_precision_behind_it():
+    res = _results(tcul=40.0, sul=15.0, base=20.0)
+    res["histories"] = {
+        "tcul": {"iterations": [{"n_reliable": 10, "precision": 0.5, "precision_all": 0.2},
+                                {"n_reliable": 20, "precision": 0.7, "precision_all": 0.3}]},
+        "sul": {"iterations": [{"n_reliable": 10, "precision": 0.25, "precision_all": 0.2}]},
+    }
+    line = claims(res)[1]
+    assert line.startswith("- **DOES NOT HOLD**")
+    assert "TCUL 0.60, SUL 0.25 (all clustered images 0.25)" in line
+    assert "precision" not in claims(_results())[1]  # nothing made up without histories
