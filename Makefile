@@ -25,7 +25,7 @@ demo: $(STAMP) ## The main job: run the whole method on the synthetic worlds, wr
 	$(PY) -m tcul_helpers demo --profile $(PROFILE) --seed $(SEED)
 
 .PHONY: sweeps
-sweeps: $(STAMP) ## Parameter sweeps (lambda_fr, K, crowd density, reappearance) cached under runs/sweeps
+sweeps: $(STAMP) ## Parameter sweeps (lambda_fr, K, crowd density, reappearance) cached under runs/<profile>/seed<S>/sweeps
 	$(PY) -m tcul_helpers sweeps --profile $(PROFILE) --seed $(SEED)
 
 .PHONY: test

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 
 from tcul_helpers.config import PROFILES, get_config  # noqa: E402
 from tcul_helpers.demo import run_demo  # noqa: E402
+from tcul_helpers.sweeps import default_dir  # noqa: E402
 
 TARGET_SECONDS = 600.0  # the demo should finish in 10 minutes on a laptop CPU
 
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None, help="output folder (default: a new temp dir)")
-    parser.add_argument("--sweeps-dir", default="runs/sweeps")
+    parser.add_argument("--sweeps-dir", default=None,
+                        help="cached sweeps to draw (default: runs/<profile>/seed<S>/sweeps)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-demo-"))
     t0 = time.perf_counter()
     results = run_demo(cfg, out, fresh=True, progress=not args.quiet, device=args.device,
-                       sweeps_dir=args.sweeps_dir,
+                       sweeps_dir=args.sweeps_dir or default_dir(cfg),
                        command=f"python benchmarks/bench_demo.py --profile {args.profile}")
     total = time.perf_counter() - t0
     stages = results["stage_seconds"]

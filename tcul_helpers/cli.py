@@ -491,12 +491,13 @@ def _import_optional(name: str):
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole experiment (:func:`tcul_helpers.demo.run_demo`)."""
     demo = _import_optional("demo")
+    sweeps = _import_optional("sweeps")
     cfg = build_config(args)
     default = "demo" if (cfg.profile, cfg.seed) == ("classroom", 0) else (
         f"demo-{cfg.profile}-seed{cfg.seed}")
     out = args.out or args.runs / default
     demo.run_demo(cfg, out_dir=out, fresh=args.fresh, progress=_progress(args),
-                  device=cfg.device, sweeps_dir=args.runs / "sweeps")
+                  device=cfg.device, sweeps_dir=sweeps.default_dir(cfg, args.runs))
     print(f"demo finished: open {Path(out) / 'report.md'}")
     return 0
 
@@ -505,7 +506,7 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     """The report's parameter sweeps (:func:`tcul_helpers.sweeps.run_sweeps`)."""
     sweeps = _import_optional("sweeps")
     cfg = build_config(args)
-    out = args.out or args.runs / "sweeps"
+    out = args.out or sweeps.default_dir(cfg, args.runs)
     only = None
     if args.only is not None:
         only = [s.strip() for s in args.only.split(",") if s.strip()] or None

@@ -28,7 +28,7 @@ from .config import Config
 from .device import resolve_device
 from .evaluation import evaluate_model
 from .report import write_report
-from .sweeps import fingerprint, load_sweeps
+from .sweeps import default_dir, fingerprint, load_sweeps
 
 METHODS = ("tcul", "sul", "pul")
 METRICS = ("rank1", "rank5", "rank10", "mAP")
@@ -184,15 +184,16 @@ def run_demo(
     progress: bool = True,
     device: Any = None,
     log: Callable[[str], object] | None = print,
-    sweeps_dir: str | Path = "runs/sweeps",
+    sweeps_dir: str | Path | None = None,
     command: str | None = None,
 ) -> dict:
     """Run the whole demo into ``out_dir`` and return the results (also ``results.json``).
 
     Stages (each timed, ``reused`` when read from disk): worlds, source model, baseline,
     TCUL, SUL, PUL-style, figures, report. Sweep figures are drawn from whatever
-    :func:`tcul_helpers.sweeps.load_sweeps` finds in ``sweeps_dir``. The last log line is
-    ``Report: <path>``.
+    :func:`tcul_helpers.sweeps.load_sweeps` finds in ``sweeps_dir`` (default:
+    :func:`tcul_helpers.sweeps.default_dir` beside ``out_dir``) for ``cfg``'s settings.
+    The last log line is ``Report: <path>``.
     """
     say: Callable[[str], object] = log or (lambda _m: None)
     t_start = time.perf_counter()
@@ -251,7 +252,9 @@ def run_demo(
         say(f"{variant}: rank-1 {_fmt(methods[variant]['rank1'])}  "
             f"mAP {_fmt(methods[variant]['mAP'])}")
 
-    sweeps = load_sweeps(sweeps_dir)
+    if sweeps_dir is None:
+        sweeps_dir = default_dir(cfg, out.parent)
+    sweeps = load_sweeps(sweeps_dir, cfg)
     results: dict[str, Any] = {
         "profile": cfg.profile,
         "seed": cfg.seed,

@@ -106,7 +106,8 @@ def claims(results: dict) -> list[str]:
     text = "mAP falls when lambda_fr grows well past its best value"
     pts = _sweep_points(results, "lambda_fr")
     if len(pts) < 2:
-        out.append(_claim(NOT_COMPUTED, text, "no lambda_fr sweep cached (`make sweeps`)"))
+        out.append(_claim(NOT_COMPUTED, text,
+                          "no lambda_fr sweep cached for these settings (`make sweeps`)"))
     else:
         best = max(pts, key=lambda p: p["mAP"])
         last = pts[-1]
@@ -119,7 +120,8 @@ def claims(results: dict) -> list[str]:
     pts = _sweep_points(results, "n_clusters")
     true_k = next((p.get("true_value") for p in pts if p.get("true_value") is not None), None)
     if len(pts) < 2 or true_k is None:
-        out.append(_claim(NOT_COMPUTED, text, "no n_clusters sweep cached (`make sweeps`)"))
+        out.append(_claim(NOT_COMPUTED, text,
+                          "no n_clusters sweep cached for these settings (`make sweeps`)"))
     else:
         best = max(pts, key=lambda p: p["mAP"])
         nearest = min(pts, key=lambda p: abs(p["value"] - true_k))

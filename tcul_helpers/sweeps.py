@@ -125,7 +125,7 @@ def run_point(
     sweep: str,
     variant: str,
     value: float,
-    out_dir: str | Path = "runs/sweeps",
+    out_dir: str | Path,
     *,
     source_model: ReidNet | None = None,
     target: ReidDataset | None = None,
@@ -200,7 +200,7 @@ def run_point(
 
 def run_sweeps(
     cfg: Config,
-    out_dir: str | Path = "runs/sweeps",
+    out_dir: str | Path,
     *,
     progress: bool = True,
     device: Any = None,
@@ -238,9 +238,16 @@ def run_sweeps(
     return results
 
 
-def load_sweeps(out_dir: str | Path = "runs/sweeps") -> dict[str, list[dict]]:
+def default_dir(cfg: Config, runs: str | Path = "runs") -> Path:
+    """Where the sweeps of ``cfg``'s profile and seed are cached:
+    ``runs/<profile>/seed<S>/sweeps`` (beside that seed's source model)."""
+    return pipeline.run_root(cfg, runs) / "sweeps"
+
+
+def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, list[dict]]:
     """Every cached point under ``out_dir``: ``{sweep: [point, ...]}`` sorted by variant and
-    value (``{}`` when nothing is cached)."""
+    value (``{}`` when nothing is cached). With ``cfg``, only the points computed with its
+    settings (same :func:`fingerprint`): a point of another seed or profile never mixes in."""
     out_dir = Path(out_dir)
     found: dict[str, list[dict]] = {}
     if not out_dir.is_dir():
@@ -250,11 +257,11 @@ def load_sweeps(out_dir: str | Path = "runs/sweeps") -> dict[str, list[dict]]:
         if not folder.is_dir():
             continue
         points = [p for p in (_read_point(f) for f in sorted(folder.glob("*.json")))
-                  if p is not None]
+                  if p is not None and (cfg is None or p.get("fingerprint") == fingerprint(cfg))]
         if points:
             found[name] = sorted(points, key=lambda p: (p.get("variant", ""), p["value"]))
     return found
 
 
-__all__ = ["SWEEPS", "fingerprint", "load_sweeps", "point_path", "run_point", "run_sweeps",
-           "sweep_plan"]
+__all__ = ["SWEEPS", "default_dir", "fingerprint", "load_sweeps", "point_path", "run_point",
+           "run_sweeps", "sweep_plan"]

@@ -311,12 +311,13 @@ def iteration_scrubber(histories: Mapping[str, Any], trace: Mapping | None = Non
 # Fig. 4: sweeps
 # --------------------------------------------------------------------------------------
 def sweep_explorer(sweeps: Mapping[str, list[dict]], *, cfg=None, plan: Mapping | None = None,
-                   out_dir: str | Any = "runs/sweeps", metric: str = "mAP",
+                   out_dir: str | Any = None, metric: str = "mAP",
                    run_kwargs: Mapping | None = None) -> Explorer:
     """Cached sweep points (``load_sweeps``) interactively: a sweep dropdown, a value slider
     and a variant dropdown; the numbers of the chosen point; the sweep's curve. With ``cfg``
     (and ``plan`` from ``sweeps.sweep_plan``), the button computes a missing point via
-    :func:`tcul_helpers.sweeps.run_point` (slow: one whole adaptation run)."""
+    :func:`tcul_helpers.sweeps.run_point` (slow: one whole adaptation run) into ``out_dir``
+    (default: :func:`tcul_helpers.sweeps.default_dir` of ``cfg``)."""
     from .plots.sweeps import plot_sweep
 
     points = {name: list(pts) for name, pts in sweeps.items()}
@@ -379,9 +380,10 @@ def sweep_explorer(sweeps: Mapping[str, list[dict]], *, cfg=None, plan: Mapping 
                    "compute": button}, draw, "Fig. 4: parameter sweeps")
 
     def compute(_b=None) -> dict:
-        from .sweeps import run_point
+        from .sweeps import default_dir, run_point
 
-        res = run_point(cfg, sweep.value, variant.value, float(value.value), out_dir,
+        res = run_point(cfg, sweep.value, variant.value, float(value.value),
+                        out_dir if out_dir is not None else default_dir(cfg),
                         **dict(run_kwargs or {}))
         pts = [q for q in points.get(sweep.value, [])
                if not (float(q["value"]) == float(res["value"])

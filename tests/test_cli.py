@@ -275,11 +275,14 @@ def test_other_errors_are_not_swallowed(monkeypatch):
 # ----------------------------------------------------------------------- demo and sweeps
 def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[str],
                                                         monkeypatch):
+    from tcul_helpers import sweeps as real_sweeps
+
     calls: dict[str, tuple] = {}
     demo = types.ModuleType("tcul_helpers.demo")
     demo.run_demo = lambda cfg, **kw: calls.setdefault("demo", (cfg, kw)) and None
     sweeps = types.ModuleType("tcul_helpers.sweeps")
     sweeps.run_sweeps = lambda cfg, **kw: calls.setdefault("sweeps", (cfg, kw)) and None
+    sweeps.default_dir = real_sweeps.default_dir
     monkeypatch.setitem(sys.modules, "tcul_helpers.demo", demo)
     monkeypatch.setitem(sys.modules, "tcul_helpers.sweeps", sweeps)
 
@@ -287,7 +290,8 @@ def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[
     cfg, kw = calls["demo"]
     assert cfg.profile == "smoke" and cfg.seed == 2
     assert kw == {"out_dir": base / "runs" / "demo-smoke-seed2", "fresh": True,
-                  "progress": False, "device": "auto", "sweeps_dir": base / "runs" / "sweeps"}
+                  "progress": False, "device": "auto",
+                  "sweeps_dir": base / "runs" / "smoke" / "seed2" / "sweeps"}
 
     assert run("sweeps", *common, "--only", "lambda_fr,n_clusters", "--out",
                str(base / "sw"))[0] == 0

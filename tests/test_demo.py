@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import matplotlib
 
@@ -90,13 +91,17 @@ def test_sweeps_cache_and_demo_sweep_figures(demo):
     assert [f.stat().st_mtime_ns for f in files] == mtimes
     loaded = load_sweeps(sweeps_dir)
     assert list(loaded) == ["lambda_fr"] and len(loaded["lambda_fr"]) == 2
-    # the demo now draws Fig. 4a and evaluates the lambda_fr claim
+    # a demo with other settings does not draw these points ...
+    run_demo(demo_cfg, root / "demo", progress=False, log=None, sweeps_dir=sweeps_dir)
+    assert not (root / "demo" / FIGURE_FILES["fig4a"]).exists()
+    # ... the demo with the sweeps' settings draws Fig. 4a and evaluates the lambda_fr claim
     lines: list[str] = []
-    run_demo(demo_cfg, root / "demo", progress=False, log=lines.append, sweeps_dir=sweeps_dir)
-    assert (root / "demo" / FIGURE_FILES["fig4a"]).exists()
-    report = (root / "demo" / "report.md").read_text()
+    run_demo(cfg, root / "demo1", progress=False, log=lines.append, sweeps_dir=sweeps_dir)
+    assert (root / "demo1" / FIGURE_FILES["fig4a"]).exists()
+    report = (root / "demo1" / "report.md").read_text()
     assert f"]({FIGURE_FILES['fig4a']})" in report
-    assert report.count("NOT COMPUTED") == 1
+    assert "no lambda_fr sweep cached" not in report  # the lambda_fr claim is decided
+    assert "no n_clusters sweep cached" in report
 
 
 def test_load_sweeps_empty(tmp_path):
@@ -183,3 +188,17 @@ def test_order_claim_reports_the_precision_behind_it():
     assert line.startswith("- **DOES NOT HOLD**")
     assert "TCUL 0.60, SUL 0.25 (all clustered images 0.25)" in line
     assert "precision" not in claims(_results())[1]  # nothing made up without histories
+
+
+def test_load_sweeps_keeps_only_the_points_of_the_given_settings(tmp_path):
+    from tcul_helpers.sweeps import default_dir, fingerprint, point_path
+
+    cfg0, cfg1 = get_config("smoke", seed=0), get_config("smoke", seed=1)
+    for cfg, value in ((cfg0, 10), (cfg1, 20)):
+        path = point_path(tmp_path, "lambda_fr", "tcul", value)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"variant": "tcul", "value": value, "mAP": 1.0,
+                                    "fingerprint": fingerprint(cfg)}))
+    assert [p["value"] for p in load_sweeps(tmp_path)["lambda_fr"]] == [10, 20]
+    assert [p["value"] for p in load_sweeps(tmp_path, cfg1)["lambda_fr"]] == [20]
+    assert default_dir(cfg1, "runs") == Path("runs") / "smoke" / "seed1" / "sweeps"
