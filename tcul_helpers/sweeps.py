@@ -249,6 +249,7 @@ def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, lis
     value (``{}`` when nothing is cached). With ``cfg``, only the points computed with its
     settings (same :func:`fingerprint`): a point of another seed or profile never mixes in."""
     out_dir = Path(out_dir)
+    wanted = None if cfg is None else fingerprint(cfg)
     found: dict[str, list[dict]] = {}
     if not out_dir.is_dir():
         return found
@@ -257,7 +258,7 @@ def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, lis
         if not folder.is_dir():
             continue
         points = [p for p in (_read_point(f) for f in sorted(folder.glob("*.json")))
-                  if p is not None and (cfg is None or p.get("fingerprint") == fingerprint(cfg))]
+                  if p is not None and wanted in (None, p.get("fingerprint"))]
         if points:
             found[name] = sorted(points, key=lambda p: (p.get("variant", ""), p["value"]))
     return found
