@@ -85,6 +85,16 @@ def _world_summary(ds) -> dict:
     return out
 
 
+def _describe_world(name: str, summary: dict) -> str:
+    """One log line: identities, cameras, images per split and time span of a world."""
+    train, query, gallery = summary["train"], summary["query"], summary["gallery"]
+    span = summary.get("time_span_frames")
+    return (f"{name} world: {train['ids']} train ids / {query['ids']} query ids, "
+            f"{train['cameras']} cameras; images: train {train['images']}, "
+            f"query {query['images']}, gallery {gallery['images']}"
+            + (f"; time span {span:,} frames" if span else ""))
+
+
 def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> tuple[dict, bool]:
     path = out / "baseline.json"
     key = {"fingerprint": fingerprint(cfg), "target_root": str(cfg.target_root)}
@@ -215,6 +225,8 @@ def run_demo(
     had_worlds = all((Path(pipeline.world_root(cfg, p)) / "manifest.json").exists()
                      for p in ("source", "target"))
     source, target = stages.run("worlds", worlds, had_worlds and cfg.source == "synthetic")
+    for name, ds in (("source", source), ("target", target)):
+        say(_describe_world(name, _world_summary(ds)))
 
     messages: list[str] = []
 

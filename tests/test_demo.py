@@ -33,6 +33,11 @@ def test_demo_writes_report_results_and_figures(demo):
     cfg, root, results, lines = demo
     out = root / "demo"
     assert lines[-1] == f"Report: {out / 'report.md'}"
+    for name in ("source", "target"):  # each world's summary is printed
+        line = next(x for x in lines if x.startswith(f"{name} world: "))
+        summary = results["worlds"][name]
+        assert f"{summary['train']['ids']} train ids" in line and "cameras" in line
+        assert f"gallery {summary['gallery']['images']}" in line and "time span" in line
     for key in CORE_FIGURES:
         assert (out / FIGURE_FILES[key]).stat().st_size > 1000
     data = json.loads((out / "results.json").read_text())
