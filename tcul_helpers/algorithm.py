@@ -137,7 +137,7 @@ def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
 
 def _comparable(cfg: Config) -> dict:
     """The settings that decide a run's numbers (device and loader workers do not)."""
-    d = cfg.to_dict()
+    d = cfg.identity()
     for key in ("device", "num_workers", "eval_batch_size"):
         d.pop(key, None)
     return d

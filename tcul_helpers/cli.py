@@ -220,7 +220,8 @@ def build_config(args: argparse.Namespace, variant: str | None = None,
     overrides.update(extra)
     if variant is not None:
         overrides["variant"] = variant
-    return get_config(args.profile, **overrides)
+    # absolute roots: runs written here match the notebooks' (which start in notebooks/)
+    return get_config(args.profile, **overrides).absolute_roots()
 
 
 def _progress(args: argparse.Namespace) -> bool:

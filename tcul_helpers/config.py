@@ -100,6 +100,20 @@ class Config:
         """A JSON-ready dict of every field."""
         return dataclasses.asdict(self)
 
+    def absolute_roots(self, base: str | Path | None = None) -> Config:
+        """This configuration with ``source_root`` / ``target_root`` as absolute paths
+        (a relative root is taken from ``base``, default the current folder)."""
+        here = Path(base) if base is not None else Path.cwd()
+        roots = {k: str((here / Path(getattr(self, k)).expanduser()).resolve())
+                 for k in ("source_root", "target_root")}
+        return self.replace(**roots)
+
+    def identity(self) -> dict:
+        """:meth:`to_dict` with absolute data roots: what decides a cached stage's numbers,
+        whatever folder a command was started from (``data/...`` typed in the repository
+        and ``/home/me/kit/data/...`` from a notebook are the same world)."""
+        return self.absolute_roots().to_dict()
+
     def save(self, path: str | Path) -> None:
         """Write the full resolved configuration as JSON."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")

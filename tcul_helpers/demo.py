@@ -1,9 +1,11 @@
 """The whole kit in one call: worlds -> source model -> baseline -> TCUL / SUL / PUL-style ->
 figures -> ``report.md``.
 
-Every stage is cached on disk (worlds in their data roots, the rest under ``out_dir``), so a
-second call with everything computed only redraws the figures and rewrites the report
-(seconds). ``fresh=True`` deletes what this demo wrote under ``out_dir`` and starts over.
+Every stage is cached on disk: the worlds in their data roots, the source model and the
+three adaptation runs in ``runs/<profile>/seed<S>/`` (where the command line and the
+notebooks find them too), the report, results and figures in ``out_dir``. A second call
+with everything computed only redraws the figures and rewrites the report (seconds).
+``fresh=True`` recomputes the source model and the runs and rewrites ``out_dir``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import copy
 import datetime as _dt
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -62,8 +63,6 @@ class _Stages:
 
 
 def _clear(out: Path) -> None:
-    for name in ("source", *METHODS):
-        shutil.rmtree(out / name, ignore_errors=True)
     for name in ("baseline.json", "results.json", "report.md", *FIGURE_FILES.values()):
         (out / name).unlink(missing_ok=True)
 
@@ -117,7 +116,7 @@ def _save(fig, path: Path) -> str:
     return str(path)
 
 
-def _figures(cfg: Config, target, out: Path, histories: dict, sweeps: dict,
+def _figures(cfg: Config, target, out: Path, tcul_dir: Path, histories: dict, sweeps: dict,
              results: dict) -> dict[str, str]:
     from .plots.fragments import plot_fragments
     from .plots.iterations import plot_iteration_metrics, plot_reliable_counts
@@ -132,7 +131,7 @@ def _figures(cfg: Config, target, out: Path, histories: dict, sweeps: dict,
     figs["fig2"] = _save(plot_fragments(train, cam, max_images=40), out / FIGURE_FILES["fig2"])
 
     # Fig. 3: Eq. 3 with the final TCUL model's features and centres (state.npz)
-    with np.load(out / "tcul" / STATE) as st:
+    with np.load(tcul_dir / STATE) as st:
         z, centers = st["features"], st["centers"]
     labels = assign_clusters(z, centers)
     frames = np.array([r.frame for r in train], dtype=np.int64)
@@ -208,7 +207,7 @@ def run_demo(
     say: Callable[[str], object] = log or (lambda _m: None)
     t_start = time.perf_counter()
     out = Path(out_dir)
-    # f_theta0 lives where the CLI, the sweeps and the notebooks look for it too
+    # f_theta0 and the runs live in runs/<profile>/seed<S>, shared with the CLI and notebooks
     source_dir = pipeline.run_root(cfg, out.parent) / "source"
     if fresh:
         _clear(out)
@@ -251,12 +250,14 @@ def run_demo(
     say(f"baseline: rank-1 {base['rank1']:.1f}  mAP {base['mAP']:.1f}")
 
     histories: dict[str, dict] = {}
+    run_dirs: dict[str, Path] = {}
     methods: dict[str, dict] = {"baseline": base}
     for variant in METHODS:
-        run_dir = out / variant
+        run_dir = run_dirs[variant] = pipeline.variant_dir(cfg, variant, out.parent)
         done = (not fresh) and _run_complete(run_dir, cfg.n_iter)
         stages.run(variant, lambda v=variant, d=run_dir: pipeline.run_variant(
-            cfg, v, model, target, d, device=dev, progress=progress, log=say), done)
+            cfg, v, model, target, d, device=dev, progress=progress, log=say, fresh=fresh),
+            done)
         hist = load_history(run_dir)
         histories[variant] = hist
         last = hist["iterations"][-1] if hist["iterations"] else hist["baseline"]
@@ -283,8 +284,8 @@ def run_demo(
             "points": sweeps,
         },
     }
-    figures = stages.run("figures", lambda: _figures(cfg, target, out, histories, sweeps,
-                                                     results))
+    figures = stages.run("figures", lambda: _figures(cfg, target, out, run_dirs["tcul"],
+                                                     histories, sweeps, results))
     results["figures"] = {k: os.path.relpath(v, out) for k, v in figures.items()}
     results["stages"] = stages.data
     results["stage_seconds"] = {k: v["seconds"] for k, v in stages.data.items()}

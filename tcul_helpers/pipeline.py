@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .algorithm import AdaptResult, adapt
-from .config import Config, variant_settings
+from .config import Config, get_config, variant_settings
 from .data import load_dataset
 from .device import resolve_device
 from .models import ReidNet, load_checkpoint, save_checkpoint
@@ -66,8 +66,22 @@ def run_root(cfg: Config, runs: str | Path = "runs") -> Path:
     return Path(runs) / cfg.profile / f"seed{cfg.seed}"
 
 
+def variant_dir(cfg: Config, variant: str, runs: str | Path = "runs") -> Path:
+    """The folder of one adaptation run of ``variant`` (``cfg`` without the variant's own
+    settings): ``runs/<profile>/seed<S>/<variant>`` with the profile's settings, where the
+    demo, ``python -m tcul_helpers adapt`` and the notebooks share it, and
+    ``<variant>-<settings hash>`` with any other settings, so that such a run never meets
+    the default one."""
+    from .sweeps import fingerprint
+
+    default = get_config(cfg.profile, seed=cfg.seed)
+    name = variant if fingerprint(cfg) == fingerprint(default) else (
+        f"{variant}-{fingerprint(cfg)[:8]}")
+    return run_root(cfg, runs) / name
+
+
 def _source_settings(cfg: Config) -> dict:
-    d = cfg.to_dict()
+    d = cfg.identity()
     return {k: d[k] for k in SOURCE_KEYS}
 
 

@@ -40,11 +40,6 @@ def kit_home() -> Path:
     return Path.cwd()
 
 
-def _absolute(home: Path, path: str) -> str:
-    p = Path(path).expanduser()
-    return str(p if p.is_absolute() else home / p)
-
-
 class LabSession:
     """The notebooks' handle on the kit: configuration, data, models and cached runs.
 
@@ -61,10 +56,7 @@ class LabSession:
                  home: str | Path | None = None, **overrides: Any) -> None:
         self.home = Path(home).resolve() if home is not None else kit_home()
         cfg = get_config(profile, seed=seed, **overrides)
-        self.cfg: Config = cfg.replace(
-            source_root=_absolute(self.home, cfg.source_root),
-            target_root=_absolute(self.home, cfg.target_root),
-        )
+        self.cfg: Config = cfg.absolute_roots(self.home)
         self.progress = progress
         self._source = None
         self._target = None
@@ -86,8 +78,10 @@ class LabSession:
         return run_root(self.cfg, self.runs_dir)
 
     def run_dir(self, variant: str) -> Path:
-        """The folder of one variant's run."""
-        return self.root / variant
+        """The folder of one variant's run (:func:`tcul_helpers.pipeline.variant_dir`)."""
+        from .pipeline import variant_dir
+
+        return variant_dir(self.cfg, variant, self.runs_dir)
 
     def __repr__(self) -> str:
         return (f"LabSession(profile={self.cfg.profile!r}, seed={self.cfg.seed}, "
@@ -170,8 +164,9 @@ class LabSession:
         key = variant + "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
         if key not in self._runs:
             cfg = self.cfg.replace(**overrides) if overrides else self.cfg
+            run_dir = self.root / key if overrides else self.run_dir(variant)
             self._runs[key] = run_variant(
-                cfg, variant, self.source_model(), self.target, self.root / key,
+                cfg, variant, self.source_model(), self.target, run_dir,
                 progress=self.progress, log=print if self.progress else None)
         return self._runs[key]
 

@@ -207,3 +207,32 @@ def test_load_sweeps_keeps_only_the_points_of_the_given_settings(tmp_path):
     assert [p["value"] for p in load_sweeps(tmp_path)["lambda_fr"]] == [10, 20]
     assert [p["value"] for p in load_sweeps(tmp_path, cfg1)["lambda_fr"]] == [20]
     assert default_dir(cfg1, "runs") == Path("runs") / "smoke" / "seed1" / "sweeps"
+
+
+def test_runs_are_shared_by_demo_cli_and_notebooks(demo, tmp_path, monkeypatch):
+    """One folder per (profile, seed, variant): the demo's runs are the notebooks' runs, and
+    a path typed relative to the repository is the same world as the notebooks' absolute
+    one (the source model is reused, not retrained)."""
+    from tcul_helpers import pipeline
+    from tcul_helpers.session import LabSession
+
+    cfg, root, results, _ = demo
+    runs = root  # run_demo(out_dir=root / "demo") keeps its runs beside out_dir
+    assert pipeline.variant_dir(cfg, "tcul", runs) == runs / "smoke" / "seed0" / "tcul"
+    assert (runs / "smoke" / "seed0" / "tcul" / "history.json").is_file()
+    other = pipeline.variant_dir(cfg.replace(lambda_fr=7), "tcul", runs)
+    assert other.parent == runs / "smoke" / "seed0" and other.name.startswith("tcul-")
+    # a notebook session in the same home finds the same run folder
+    home = tmp_path / "home"
+    (home / "runs").mkdir(parents=True)
+    lab = LabSession("smoke", progress=False, home=home)
+    assert lab.run_dir("sul") == home / "runs" / "smoke" / "seed0" / "sul"
+    # relative roots (the command line, started in the repository) == absolute roots
+    monkeypatch.chdir(root)
+    rel = cfg.replace(source_root="src", target_root="tgt")
+    assert rel.identity() == cfg.absolute_roots().identity()
+    logs: list[str] = []
+    pipeline.ensure_source_model(rel, pipeline.ensure_world(rel, "source", progress=False),
+                                 runs / "smoke" / "seed0" / "source", progress=False,
+                                 log=logs.append)
+    assert logs and logs[0].startswith("reusing"), logs
