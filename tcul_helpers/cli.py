@@ -260,13 +260,6 @@ def _parse_knobs(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _variant_label(cfg: Config, variant: str) -> str:
-    """``variant``, plus ``-key-value`` for every variant setting overridden by ``--set``."""
-    diffs = [f"{k}-{getattr(cfg, k)}".lower() for k, v in VARIANTS[variant].items()
-             if getattr(cfg, k) != v]
-    return "-".join([variant, *diffs])
-
-
 def _load_source_model(cfg: Config, args: argparse.Namespace, out_dir: Path | None = None):
     """(f_theta0, its folder): trained on the source world, or reused from disk."""
     from . import pipeline
@@ -381,7 +374,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     extra = {} if args.iterations is None else {"n_iter": args.iterations}
     cfg = build_config(args, variant=args.variant, **extra)
-    run_dir = args.out or pipeline.run_root(cfg, args.runs) / _variant_label(cfg, args.variant)
+    run_dir = args.out or pipeline.variant_dir(cfg, args.variant, args.runs)
     model, _ = _load_source_model(cfg, args)
     target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
     result = _run_adaptation(cfg, args.variant, model, target, run_dir, args, args.fresh)

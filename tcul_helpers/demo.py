@@ -253,7 +253,8 @@ def run_demo(
     run_dirs: dict[str, Path] = {}
     methods: dict[str, dict] = {"baseline": base}
     for variant in METHODS:
-        run_dir = run_dirs[variant] = pipeline.variant_dir(cfg, variant, out.parent)
+        run_dir = run_dirs[variant] = pipeline.variant_dir(
+            pipeline.variant_config(cfg, variant), variant, out.parent)
         done = (not fresh) and _run_complete(run_dir, cfg.n_iter)
         stages.run(variant, lambda v=variant, d=run_dir: pipeline.run_variant(
             cfg, v, model, target, d, device=dev, progress=progress, log=say, fresh=fresh),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .algorithm import AdaptResult, adapt
-from .config import Config, get_config, variant_settings
+from .config import VARIANTS, Config, get_config, variant_settings
 from .data import load_dataset
 from .device import resolve_device
 from .models import ReidNet, load_checkpoint, save_checkpoint
@@ -66,18 +66,22 @@ def run_root(cfg: Config, runs: str | Path = "runs") -> Path:
     return Path(runs) / cfg.profile / f"seed{cfg.seed}"
 
 
-def variant_dir(cfg: Config, variant: str, runs: str | Path = "runs") -> Path:
-    """The folder of one adaptation run of ``variant`` (``cfg`` without the variant's own
-    settings): ``runs/<profile>/seed<S>/<variant>`` with the profile's settings, where the
-    demo, ``python -m tcul_helpers adapt`` and the notebooks share it, and
-    ``<variant>-<settings hash>`` with any other settings, so that such a run never meets
-    the default one."""
+def variant_dir(run_cfg: Config, variant: str, runs: str | Path = "runs") -> Path:
+    """The folder of one adaptation run of ``variant`` with the settings ``run_cfg`` (the
+    variant's own settings applied, as :func:`variant_config` gives them):
+    ``runs/<profile>/seed<S>/<variant>`` with the profile's settings, where the demo,
+    ``python -m tcul_helpers adapt`` and the notebooks share it; a variant setting changed
+    by hand adds ``-<setting>-<value>`` (``tcul-selection-none``), and any other change a
+    ``-<settings hash>``, so that such a run never meets the default one."""
     from .sweeps import fingerprint
 
-    default = get_config(cfg.profile, seed=cfg.seed)
-    name = variant if fingerprint(cfg) == fingerprint(default) else (
-        f"{variant}-{fingerprint(cfg)[:8]}")
-    return run_root(cfg, runs) / name
+    own = VARIANTS[variant]
+    parts = [variant] + [f"{k}-{getattr(run_cfg, k)}".lower() for k, v in own.items()
+                         if getattr(run_cfg, k) != v]
+    default = variant_config(get_config(run_cfg.profile, seed=run_cfg.seed), variant)
+    if fingerprint(run_cfg.replace(**own)) != fingerprint(default):
+        parts.append(fingerprint(run_cfg)[:8])
+    return run_root(run_cfg, runs) / "-".join(parts)
 
 
 def _source_settings(cfg: Config) -> dict:

@@ -79,9 +79,9 @@ class LabSession:
 
     def run_dir(self, variant: str) -> Path:
         """The folder of one variant's run (:func:`tcul_helpers.pipeline.variant_dir`)."""
-        from .pipeline import variant_dir
+        from .pipeline import variant_config, variant_dir
 
-        return variant_dir(self.cfg, variant, self.runs_dir)
+        return variant_dir(variant_config(self.cfg, variant), variant, self.runs_dir)
 
     def __repr__(self) -> str:
         return (f"LabSession(profile={self.cfg.profile!r}, seed={self.cfg.seed}, "

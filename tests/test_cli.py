@@ -184,7 +184,11 @@ def test_evaluate_prints_the_scores_of_the_run(adapted: tuple[Path, str], common
 def test_adapt_without_selection_keeps_every_image(base: Path, adapted, common: list[str]):
     code, out, err = run("adapt", *common, "--set", "selection=none", "--iterations", "1")
     assert code == 0, err
-    run_dir = base / "runs" / "smoke" / "seed0" / "tcul-selection-none"
+    # its own folder: the changed variant setting by name, the changed n_iter by a hash
+    history_line = next(x for x in out.splitlines() if x.startswith("history: "))
+    run_dir = Path(history_line.removeprefix("history: ")).parent
+    assert run_dir.parent == base / "runs" / "smoke" / "seed0"
+    assert run_dir.name.startswith("tcul-selection-none-")
     assert json.loads((run_dir / "config.json").read_text())["selection"] == "none"
     history = json.loads((run_dir / "history.json").read_text())
     n_train = len(load_dataset("synthetic", base / "worlds" / "target").train)

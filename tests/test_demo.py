@@ -220,8 +220,14 @@ def test_runs_are_shared_by_demo_cli_and_notebooks(demo, tmp_path, monkeypatch):
     runs = root  # run_demo(out_dir=root / "demo") keeps its runs beside out_dir
     assert pipeline.variant_dir(cfg, "tcul", runs) == runs / "smoke" / "seed0" / "tcul"
     assert (runs / "smoke" / "seed0" / "tcul" / "history.json").is_file()
+    sul = pipeline.variant_config(cfg, "sul")
+    assert pipeline.variant_dir(sul, "sul", runs) == runs / "smoke" / "seed0" / "sul"
+    assert (runs / "smoke" / "seed0" / "sul" / "history.json").is_file()
     other = pipeline.variant_dir(cfg.replace(lambda_fr=7), "tcul", runs)
     assert other.parent == runs / "smoke" / "seed0" and other.name.startswith("tcul-")
+    assert len(other.name) == len("tcul-") + 8  # a settings hash
+    mine = pipeline.variant_dir(cfg.replace(selection="none"), "tcul", runs)
+    assert mine.name == "tcul-selection-none"
     # a notebook session in the same home finds the same run folder
     home = tmp_path / "home"
     (home / "runs").mkdir(parents=True)
