@@ -77,11 +77,13 @@ class LabSession:
 
         return run_root(self.cfg, self.runs_dir)
 
-    def run_dir(self, variant: str) -> Path:
-        """The folder of one variant's run (:func:`tcul_helpers.pipeline.variant_dir`)."""
+    def run_dir(self, variant: str, **overrides: Any) -> Path:
+        """The folder of one variant's run with ``overrides``
+        (:func:`tcul_helpers.pipeline.variant_dir`)."""
         from .pipeline import variant_config, variant_dir
 
-        return variant_dir(variant_config(self.cfg, variant), variant, self.runs_dir)
+        cfg = self.cfg.replace(**overrides) if overrides else self.cfg
+        return variant_dir(variant_config(cfg, variant), variant, self.runs_dir)
 
     def __repr__(self) -> str:
         return (f"LabSession(profile={self.cfg.profile!r}, seed={self.cfg.seed}, "
@@ -164,9 +166,9 @@ class LabSession:
         key = variant + "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
         if key not in self._runs:
             cfg = self.cfg.replace(**overrides) if overrides else self.cfg
-            run_dir = self.root / key if overrides else self.run_dir(variant)
             self._runs[key] = run_variant(
-                cfg, variant, self.source_model(), self.target, run_dir,
+                cfg, variant, self.source_model(), self.target,
+                self.run_dir(variant, **overrides),
                 progress=self.progress, log=print if self.progress else None)
         return self._runs[key]
 
