@@ -189,14 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", "the whole experiment, written up in a report",
             "Run every stage (worlds, source model, TCUL and its variants) and write the "
-            "report. Default --out: <runs>/demo.",
+            "report. Default --out: <runs>/demo for the classroom profile and seed 0, else "
+            "<runs>/demo-<profile>-seed<S>.",
             f"  {PROG} demo --profile smoke\n  {PROG} demo --seed 1 --fresh")
     p.add_argument("--fresh", action="store_true", help="start over instead of reusing runs")
     p.set_defaults(handler=cmd_demo)
 
     p = add("sweeps", "the report's parameter sweeps",
             "Run the parameter sweeps of the report (lambda_fr, K, crowd density, "
-            "reappearance), cached. Default --out: <runs>/sweeps.",
+            "reappearance), cached. Default --out: <runs>/<profile>/seed<S>/sweeps.",
             f"  {PROG} sweeps --profile classroom\n  {PROG} sweeps --only lambda_fr")
     p.add_argument("--only", default=None, metavar="NAME[,NAME]",
                    help="run only these sweeps (comma-separated)")

@@ -7,6 +7,9 @@ identity. TCUL never uses it; the kit uses it only to *measure* what each step d
   the fraction that are truly the same person (the reliability Eq. 3 is meant to raise);
 * :func:`pairwise_recall` - of all same-person pairs among the selected images, the fraction
   that share a pseudo-label;
+* :func:`camera_pair_scores` - the same precision split into pairs inside one camera and
+  pairs across two cameras (why one selection helps cross-camera re-id and another does
+  not);
 * :func:`clustering_scores` - NMI and ARI of the cluster assignment (Eq. 1-2) against the
   true identities, from scikit-learn.
 """
@@ -70,6 +73,49 @@ def pairwise_recall(pseudo_labels: Any, true_labels: Any, mask: Any | None = Non
     if same == 0:
         return float("nan")
     return _pairs(_contingency(p, t)) / same
+
+
+def camera_pair_scores(pseudo_labels: Any, true_labels: Any, camids: Any,
+                       mask: Any | None = None) -> dict[str, float]:
+    """Pairs of ``mask``-selected images that share a pseudo-label, split by camera.
+
+    Returns ``pairs_same_camera`` / ``pairs_cross_camera`` (how many such pairs lie in one
+    camera / span two), ``precision_same_camera`` / ``precision_cross_camera`` (the fraction
+    of each that are truly one person; ``nan`` without pairs), ``true_pairs_cross_camera``
+    (cross-camera pairs that are truly one person) and ``cameras_per_pseudo_id``
+    (mean number of cameras a selected pseudo-identity spans). Re-id is matched across
+    cameras, so only the cross-camera pairs teach the fine-tuning what it is tested on.
+    """
+    p, t = _check(pseudo_labels, true_labels, mask)
+    c = np.asarray(camids).reshape(-1)
+    if c.shape[0] != np.asarray(pseudo_labels).reshape(-1).shape[0]:
+        raise TCULError(f"camids ({c.shape[0]}) and pseudo-labels differ in length: give one "
+                        "camera id per image")
+    if mask is not None:
+        c = c[np.asarray(mask, dtype=bool).reshape(-1)]
+    _, c_idx = np.unique(c, return_inverse=True)
+    c_idx = c_idx.reshape(-1)
+    together = _pairs(np.unique(p, return_counts=True)[1]) if p.size else 0.0
+    true_together = _pairs(_contingency(p, t))
+    # (pseudo-label, camera) cells: pairs inside one camera; the rest span two cameras
+    n_cam = int(c_idx.max()) + 1 if c_idx.size else 1
+    pc = np.unique(p, return_inverse=True)[1].reshape(-1).astype(np.int64) * n_cam + c_idx
+    same = _pairs(np.unique(pc, return_counts=True)[1]) if p.size else 0.0
+    true_same = _pairs(_contingency(pc, t))
+    cross, true_cross = together - same, true_together - true_same
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else float("nan")
+
+    n_ids = len(np.unique(p))
+    return {
+        "pairs_same_camera": same,
+        "pairs_cross_camera": cross,
+        "precision_same_camera": ratio(true_same, same),
+        "precision_cross_camera": ratio(true_cross, cross),
+        "true_pairs_cross_camera": true_cross,
+        "cameras_per_pseudo_id": ratio(float(len(np.unique(pc))), float(n_ids)),
+    }
 
 
 def clustering_scores(pseudo_labels: Any, true_labels: Any) -> dict[str, float]:

@@ -45,6 +45,15 @@ def test_demo_writes_report_results_and_figures(demo):
         assert {"rank1", "rank5", "mAP"} <= set(data["methods"][method])
     for variant in ("tcul", "sul", "pul"):
         assert len(data["histories"][variant]["iterations"]) == cfg.n_iter
+        pairs = data["camera_pairs"][variant]
+        assert [r["iteration"] for r in pairs] == list(range(1, cfg.n_iter + 1))
+        for r, h in zip(pairs, data["histories"][variant]["iterations"], strict=True):
+            # the split adds up to the run's own pairwise precision of the kept labels
+            same, cross = r["pairs_same_camera"], r["pairs_cross_camera"]
+            if same + cross and h["precision"] is not None:
+                right = (same * (r["precision_same_camera"] or 0)
+                         + cross * (r["precision_cross_camera"] or 0))
+                assert right / (same + cross) == pytest.approx(h["precision"])
     assert data["seed"] == cfg.seed and data["config"]["profile"] == "smoke"
     assert set(data["stage_seconds"]) >= {"worlds", "source model", "baseline", "tcul", "sul",
                                           "pul", "figures", "report"}
@@ -55,6 +64,9 @@ def test_demo_writes_report_results_and_figures(demo):
     for key in CORE_FIGURES:
         assert f"]({FIGURE_FILES[key]})" in report
     assert "Which of the paper's claims hold here" in report
+    assert "inside one camera or across cameras" in report
+    last = data["camera_pairs"]["tcul"][-1]["true_pairs_cross_camera"]
+    assert "in the last iteration: SUL" in report and f"TCUL {last:.0f}." in report
     assert report.count("NOT COMPUTED") == 2  # the two sweep claims
     assert "`make sweeps`" in report
     tcul_map = f"{data['methods']['tcul']['mAP']:.1f}"
