@@ -171,7 +171,7 @@ def _clean(v: Any) -> Any:
 class _Run:
     """The run folder: configuration, history, state and checkpoint, written atomically."""
 
-    def __init__(self, run_dir: Path, cfg: Config, fresh: bool) -> None:
+    def __init__(self, run_dir: Path, cfg: Config, fresh: bool, data_key: str) -> None:
         self.dir = run_dir
         self.cfg = cfg
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -195,8 +195,14 @@ class _Run:
                     f"{run_dir} holds a run with other settings ({', '.join(diff)}): use another "
                     "output folder or start over (--fresh)"
                 )
+            if self.data.get("data_key") != data_key:
+                raise TCULError(
+                    f"{run_dir} holds a run on other data (the target dataset or world has "
+                    "changed since): use another output folder or start over (--fresh)"
+                )
         else:
             self.data = {"status": "new", "baseline": {}, "iterations": []}
+        self.data["data_key"] = data_key
         cfg.save(run_dir / CONFIG)
 
     @property
@@ -251,7 +257,7 @@ def adapt(
     truth = np.array([r.pid for r in train], dtype=np.int64)
     say = log or (lambda _msg: None)
 
-    run = _Run(run_dir, cfg, fresh)
+    run = _Run(run_dir, cfg, fresh, target.content_key())
     cache = resolve_cache(None, n + len(target.query) + len(target.gallery), cfg.height, cfg.width)
     trace = run.load_trace()
     done = len(run.iterations)
@@ -373,6 +379,18 @@ def load_history(run_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def run_data_matches(run_dir: str | Path, target: ReidDataset) -> bool:
+    """False when ``run_dir`` holds a run computed on data other than ``target`` (a run of
+    an older kit, without the record, counts as other data); True when it holds none."""
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return True
+    try:
+        return json.loads(path.read_text()).get("data_key") == target.content_key()
+    except (OSError, json.JSONDecodeError):
+        return True  # adapt reports the unreadable file itself
+
+
 def load_trace(run_dir: str | Path) -> dict[str, np.ndarray]:
     """Per-iteration arrays of a run: ``centers_t``, ``labels_t``, ``kept_t``."""
     path = Path(run_dir) / TRACE
@@ -391,5 +409,6 @@ __all__ = [
     "load_history",
     "load_trace",
     "prepare_features",
+    "run_data_matches",
     "select",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import pipeline
-from .algorithm import HISTORY, STATE, load_history, load_trace
+from .algorithm import HISTORY, STATE, load_history, load_trace, run_data_matches
 from .clustering import assign_clusters
 from .config import Config
 from .device import resolve_device
@@ -114,7 +114,8 @@ def camera_pairs(run_dir: str | Path, target) -> list[dict]:
 
 def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> tuple[dict, bool]:
     path = out / "baseline.json"
-    key = {"fingerprint": fingerprint(cfg), "target_root": str(cfg.target_root)}
+    key = {"fingerprint": fingerprint(cfg), "target_root": str(cfg.target_root),
+           "data": target.content_key()}
     if path.exists():
         try:
             data = json.loads(path.read_text())
@@ -273,10 +274,11 @@ def run_demo(
     for variant in METHODS:
         run_dir = run_dirs[variant] = pipeline.variant_dir(
             pipeline.variant_config(cfg, variant), variant, out.parent)
-        done = (not fresh) and _run_complete(run_dir, cfg.n_iter)
+        done = ((not fresh) and _run_complete(run_dir, cfg.n_iter)
+                and run_data_matches(run_dir, target))
         stages.run(variant, lambda v=variant, d=run_dir: pipeline.run_variant(
-            cfg, v, model, target, d, device=dev, progress=progress, log=say, fresh=fresh),
-            done)
+            cfg, v, model, target, d, device=dev, progress=progress, log=say, fresh=fresh,
+            restart_on_other_data=True), done)
         hist = load_history(run_dir)
         histories[variant] = hist
         last = hist["iterations"][-1] if hist["iterations"] else hist["baseline"]

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .algorithm import AdaptResult, adapt
+from .algorithm import AdaptResult, adapt, run_data_matches
 from .config import VARIANTS, Config, get_config, variant_settings
 from .data import load_dataset
 from .device import resolve_device
 from .models import ReidNet, load_checkpoint, save_checkpoint
 from .records import ReidDataset
-from .synthetic import make_world
+from .synthetic import make_world, world_request
 from .training import train_source
 
 #: Settings of the source stage: a source model is reused only when all of these agree.
@@ -59,6 +59,16 @@ def ensure_world(cfg: Config, preset: str, *, progress: bool = True,
     make_world(root, preset, cfg.seed, scale=cfg.world_scale, progress=progress,
                replace=replace, **(world_overrides or {}))
     return load_dataset("synthetic", root)
+
+
+def world_key(cfg: Config, preset: str, world_overrides: dict[str, Any] | None = None
+              ) -> dict | None:
+    """What decides the content of ``cfg``'s ``preset`` world (its generation request) for a
+    synthetic dataset, without generating it; ``None`` for a real dataset."""
+    name = cfg.source if preset == "source" else cfg.target
+    if name != "synthetic":
+        return None
+    return world_request(preset, cfg.world_scale, cfg.seed, **(world_overrides or {}))
 
 
 def run_root(cfg: Config, runs: str | Path = "runs") -> Path:
@@ -98,12 +108,13 @@ def ensure_source_model(
     progress: bool = True,
     log: Callable[[str], object] | None = None,
 ) -> ReidNet:
-    """f_theta0: load ``out_dir/model.pt`` if it was trained with the same source settings,
-    else train it on ``source.train`` (:func:`train_source`) and save it there."""
+    """f_theta0: load ``out_dir/model.pt`` if it was trained with the same source settings
+    on the same source data, else train it on ``source.train`` (:func:`train_source`) and
+    save it there."""
     out = Path(out_dir)
     ckpt, meta_path = out / "model.pt", out / "source.json"
     device = resolve_device(device if device is not None else cfg.device)
-    want = _source_settings(cfg)
+    want = {**_source_settings(cfg), "data": source.content_key()}
     if ckpt.exists() and meta_path.exists():
         try:
             have = json.loads(meta_path.read_text()).get("settings")
@@ -139,7 +150,17 @@ def run_variant(
     source_model: ReidNet,
     target: ReidDataset,
     run_dir: str | Path,
+    *,
+    restart_on_other_data: bool = False,
     **kwargs: Any,
 ) -> AdaptResult:
-    """:func:`tcul_helpers.algorithm.adapt` for a named variant (``tcul``, ``sul``, ``pul``)."""
+    """:func:`tcul_helpers.algorithm.adapt` for a named variant (``tcul``, ``sul``, ``pul``).
+    ``restart_on_other_data``: a run in ``run_dir`` computed on other data (e.g. a world
+    regenerated with new knobs) is started over instead of refused; the kit's own folders
+    under ``runs/`` (demo, notebooks) use it, a folder the user named does not."""
+    if restart_on_other_data and not run_data_matches(run_dir, target):
+        log = kwargs.get("log")
+        if log:
+            log(f"{run_dir} was computed on other data: starting it over")
+        kwargs["fresh"] = True
     return adapt(source_model, target, variant_config(cfg, variant), run_dir, **kwargs)

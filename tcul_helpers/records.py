@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,20 @@ class ReidDataset:
     def has_frames(self) -> bool:
         """True when every training image has a frame id (temporal selection is possible)."""
         return bool(self.train) and all(r.frame is not None for r in self.train)
+
+    def content_key(self) -> str:
+        """A short hash of what this dataset holds: every record's file name, identity,
+        camera and frame, and a synthetic world's generation request (its preset, seed,
+        knobs and generator version, which decide the pixels). A run or a model is reused
+        only on the data it was computed on."""
+        h = hashlib.sha1()
+        request = (self.extra.get("manifest") or {}).get("request")
+        h.update(json.dumps(request, sort_keys=True).encode())
+        for split in ("train", "query", "gallery"):
+            h.update(f"|{split}|".encode())
+            for r in getattr(self, split):
+                h.update(f"{Path(r.path).name},{r.pid},{r.camid},{r.frame};".encode())
+        return h.hexdigest()[:16]
 
     def summary(self) -> dict:
         """Counts of identities, images and cameras per split."""

@@ -168,7 +168,7 @@ class LabSession:
             cfg = self.cfg.replace(**overrides) if overrides else self.cfg
             self._runs[key] = run_variant(
                 cfg, variant, self.source_model(), self.target,
-                self.run_dir(variant, **overrides),
+                self.run_dir(variant, **overrides), restart_on_other_data=True,
                 progress=self.progress, log=print if self.progress else None)
         return self._runs[key]
 

@@ -45,6 +45,16 @@ def fingerprint(cfg: Config) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def point_key(cfg: Config, sweep: str, value: float) -> str:
+    """The cache key of one sweep point: :func:`fingerprint` of the settings plus the source
+    and target worlds the point is computed on (a world regenerated with other knobs, or by
+    another generator version, makes its points stale)."""
+    overrides = {sweep: float(value)} if sweep in WORLD_SWEEPS else None
+    worlds = [pipeline.world_key(cfg, "source"), pipeline.world_key(cfg, "target", overrides)]
+    blob = json.dumps([fingerprint(cfg), worlds], sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
 def _fmt(value: float) -> str:
     """File-name form of a value: ``100``, ``0.05``, ``10000000``."""
     v = float(value)
@@ -143,12 +153,13 @@ def run_point(
     out_dir = Path(out_dir)
     path = point_path(out_dir, sweep, variant, value)
     fp = fingerprint(cfg)
+    key = point_key(cfg, sweep, value)
     cached = _read_point(path) if path.exists() else None
-    if cached is not None and cached.get("fingerprint") == fp:
+    if cached is not None and cached.get("key") == key:
         cached["cached"] = True
         return cached
     if cached is not None and log:
-        log(f"{path} was computed with other settings: recomputing it")
+        log(f"{path} was computed with other settings or worlds: recomputing it")
     if sweep == "lambda_fr":
         run_cfg = cfg.replace(lambda_fr=int(value))
     elif sweep == "n_clusters":
@@ -174,6 +185,7 @@ def run_point(
         "seed": cfg.seed,
         "profile": cfg.profile,
         "fingerprint": fp,
+        "key": key,
         "rank1": final.get("rank1"),
         "rank5": final.get("rank5"),
         "rank10": final.get("rank10"),
@@ -226,7 +238,7 @@ def run_sweeps(
             for variant in spec["variants"]:
                 path = point_path(out_dir, name, variant, value)
                 cached = _read_point(path) if path.exists() else None
-                if cached is None or cached.get("fingerprint") != fingerprint(cfg):
+                if cached is None or cached.get("key") != point_key(cfg, name, value):
                     if model is None:
                         model = _source(cfg, source_dir, device, progress, log)
                 point = run_point(
@@ -247,9 +259,15 @@ def default_dir(cfg: Config, runs: str | Path = "runs") -> Path:
 def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, list[dict]]:
     """Every cached point under ``out_dir``: ``{sweep: [point, ...]}`` sorted by variant and
     value (``{}`` when nothing is cached). With ``cfg``, only the points computed with its
-    settings (same :func:`fingerprint`): a point of another seed or profile never mixes in."""
+    settings on its worlds (same :func:`point_key`): a point of another seed, profile or
+    world never mixes in."""
     out_dir = Path(out_dir)
-    wanted = None if cfg is None else fingerprint(cfg)
+
+    def wanted(name: str, p: dict | None) -> bool:
+        if p is None:
+            return False
+        return cfg is None or p.get("key") == point_key(cfg, name, p.get("value", 0.0))
+
     found: dict[str, list[dict]] = {}
     if not out_dir.is_dir():
         return found
@@ -258,11 +276,11 @@ def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, lis
         if not folder.is_dir():
             continue
         points = [p for p in (_read_point(f) for f in sorted(folder.glob("*.json")))
-                  if p is not None and wanted in (None, p.get("fingerprint"))]
+                  if wanted(name, p)]
         if points:
             found[name] = sorted(points, key=lambda p: (p.get("variant", ""), p["value"]))
     return found
 
 
-__all__ = ["SWEEPS", "default_dir", "fingerprint", "load_sweeps", "point_path", "run_point",
-           "run_sweeps", "sweep_plan"]
+__all__ = ["SWEEPS", "default_dir", "fingerprint", "load_sweeps", "point_key", "point_path",
+           "run_point", "run_sweeps", "sweep_plan"]

@@ -17,8 +17,10 @@ from tcul_helpers.algorithm import (
     load_history,
     load_trace,
     prepare_features,
+    run_data_matches,
 )
 from tcul_helpers.config import get_config
+from tcul_helpers.data import load_dataset
 from tcul_helpers.errors import TCULError
 from tcul_helpers.metrics import (
     camera_pair_scores,
@@ -93,6 +95,40 @@ def test_a_run_folder_with_other_settings_is_refused(world, tmp_path):
     res = adapt(model, target, cfg.replace(lambda_fr=5), tmp_path / "run", "cpu",
                 progress=False, fresh=True)
     assert res.status == "complete"
+
+
+def test_a_run_on_other_data_is_refused_or_started_over(world, tmp_path):
+    """A world regenerated with other knobs (same settings, same folder) must not be
+    answered from the old run: adapt refuses, the kit's own folders start over."""
+    cfg, target, model = world
+    adapt(model, target, cfg, tmp_path / "run", "cpu", progress=False, stop_after=1)
+    assert run_data_matches(tmp_path / "run", target)
+    other = dataclasses.replace(target, train=target.train[:-1])
+    assert other.content_key() != target.content_key()
+    assert not run_data_matches(tmp_path / "run", other)
+    with pytest.raises(TCULError, match="other data"):
+        adapt(model, other, cfg, tmp_path / "run", "cpu", progress=False)
+    messages: list[str] = []
+    res = pipeline.run_variant(cfg, "tcul", model, other, tmp_path / "run", device="cpu",
+                               progress=False, restart_on_other_data=True,
+                               log=messages.append)
+    assert res.status == "complete" and "computed on other data" in messages[0]
+    assert run_data_matches(tmp_path / "run", other)
+    assert load_history(tmp_path / "run")["baseline"]  # recomputed from iteration 0
+
+
+def test_the_source_model_is_retrained_on_other_source_data(world, tmp_path):
+    cfg, _, _ = world
+    source = load_dataset("synthetic", cfg.source_root)
+    messages: list[str] = []
+    pipeline.ensure_source_model(cfg, source, tmp_path / "src", progress=False,
+                                 log=messages.append)
+    pipeline.ensure_source_model(cfg, source, tmp_path / "src", progress=False,
+                                 log=messages.append)
+    fewer = dataclasses.replace(source, train=source.train[:-1])
+    pipeline.ensure_source_model(cfg, fewer, tmp_path / "src", progress=False,
+                                 log=messages.append)
+    assert [m.split()[0] for m in messages] == ["trained", "reusing", "trained"]
 
 
 @pytest.mark.parametrize("variant", ["sul", "pul"])

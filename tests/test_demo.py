@@ -207,18 +207,26 @@ def test_order_claim_reports_the_precision_behind_it():
     assert "precision" not in claims(_results())[1]  # nothing made up without histories
 
 
-def test_load_sweeps_keeps_only_the_points_of_the_given_settings(tmp_path):
-    from tcul_helpers.sweeps import default_dir, fingerprint, point_path
+def test_load_sweeps_keeps_only_the_points_of_the_given_settings_and_worlds(tmp_path,
+                                                                           monkeypatch):
+    from tcul_helpers.sweeps import default_dir, point_key, point_path
+    from tcul_helpers.synthetic import presets
 
     cfg0, cfg1 = get_config("smoke", seed=0), get_config("smoke", seed=1)
     for cfg, value in ((cfg0, 10), (cfg1, 20)):
         path = point_path(tmp_path, "lambda_fr", "tcul", value)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"variant": "tcul", "value": value, "mAP": 1.0,
-                                    "fingerprint": fingerprint(cfg)}))
+                                    "key": point_key(cfg, "lambda_fr", value)}))
     assert [p["value"] for p in load_sweeps(tmp_path)["lambda_fr"]] == [10, 20]
     assert [p["value"] for p in load_sweeps(tmp_path, cfg1)["lambda_fr"]] == [20]
     assert default_dir(cfg1, "runs") == Path("runs") / "smoke" / "seed1" / "sweeps"
+    # a world sweep's point is keyed by its own world; a re-calibrated preset makes the
+    # points computed on the old worlds stale
+    assert point_key(cfg0, "crowd_density", 1.0) != point_key(cfg0, "crowd_density", 2.0)
+    target = dict(presets._PRESET_KNOBS["target"], camera_variation=0.25)
+    monkeypatch.setitem(presets._PRESET_KNOBS, "target", target)
+    assert "lambda_fr" not in load_sweeps(tmp_path, cfg1)
 
 
 def test_runs_are_shared_by_demo_cli_and_notebooks(demo, tmp_path, monkeypatch):

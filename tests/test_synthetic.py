@@ -19,7 +19,7 @@ from PIL import Image
 
 from tcul_helpers.data import load_dataset
 from tcul_helpers.errors import TCULError
-from tcul_helpers.synthetic import KNOB_NAMES, make_world, resolve_knobs
+from tcul_helpers.synthetic import KNOB_NAMES, make_world, resolve_knobs, world_request
 
 SPLITS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 # our own tiny reader of Market-1501 names, independent of tcul_helpers.data
@@ -145,6 +145,9 @@ def test_manifest_ground_truth_matches_files(world):
     m = json.loads((root / "manifest.json").read_text())
     assert m["generator_version"] and m["preset"] == "target" and m["scale"] == "smoke"
     assert set(m["knobs"]) == set(KNOB_NAMES)
+    # what decides the content is known without generating the world
+    assert m["request"] == world_request("target", "smoke", 0)
+    assert m["request"] != world_request("target", "smoke", 0, crowd_density=9.0)
     assert m["time_span_frames"] == summary["time_span_frames"]
     for split in SPLITS:
         assert m["counts"][split]["images"] == len(files(root, split))

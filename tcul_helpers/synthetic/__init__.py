@@ -17,7 +17,7 @@ sequences, detections: the time model behind temporal continuity), :mod:`.render
 from __future__ import annotations
 
 from .presets import KNOB_NAMES, PRESETS, SCALES, WorldKnobs, resolve_knobs
-from .world import GENERATOR_VERSION, make_world
+from .world import GENERATOR_VERSION, make_world, world_request
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -27,4 +27,5 @@ __all__ = [
     "WorldKnobs",
     "make_world",
     "resolve_knobs",
+    "world_request",
 ]

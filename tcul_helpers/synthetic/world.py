@@ -55,6 +55,13 @@ def _request(preset: str, scale: str, seed: int, knobs_dict: dict) -> dict:
             "generator_version": GENERATOR_VERSION}
 
 
+def world_request(preset: str, scale: str, seed: int, **overrides: Any) -> dict:
+    """What decides a world's content: preset, scale, seed, every knob and the generator
+    version (the ``request`` of its manifest), without generating it."""
+    knobs = resolve_knobs(preset, scale, overrides)
+    return _request(preset, scale, seed, json.loads(json.dumps(knobs.to_dict())))
+
+
 def _read_manifest(root: Path) -> dict | None:
     path = root / MANIFEST
     if not path.is_file():
@@ -301,7 +308,7 @@ def make_world(
         raise TCULError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
     knobs = resolve_knobs(preset, scale, overrides)
-    request = _request(preset, scale, seed, json.loads(json.dumps(knobs.to_dict())))
+    request = world_request(preset, scale, seed, **overrides)
     root = Path(root).expanduser().resolve()
     existing = _prepare_root(root, request, overwrite, replace)
     if existing is not None:
