@@ -129,8 +129,24 @@ def claims(results: dict) -> list[str]:
         out.append(_claim(HOLDS if ok else FAILS, text,
                           f"best mAP {best['mAP']:.1f} at K={best['value']:g}; true number "
                           f"{true_k:g}, nearest K tried {nearest['value']:g} "
-                          f"(mAP {nearest['mAP']:.1f})"))
+                          f"(mAP {nearest['mAP']:.1f})" + _k_tradeoff(pts)))
     return out
+
+
+def _last(values: list | None) -> float | None:
+    kept = [v for v in values or [] if v is not None]
+    return kept[-1] if kept else None
+
+
+def _k_tradeoff(points: list[dict]) -> str:
+    """The last iteration's pairwise precision / recall of the kept labels at every K: fewer
+    clusters merge people (precision falls) but keep a person's cameras together (recall)."""
+    parts = [f"K={p['value']:g} {_num(_last(p.get('precision')), 2)} / "
+             f"{_num(_last(p.get('recall')), 2)}" for p in points
+             if _last(p.get("precision")) is not None and _last(p.get("recall")) is not None]
+    if not parts:
+        return ""
+    return "; kept pseudo-labels' precision / recall in the last iteration: " + ", ".join(parts)
 
 
 def _camera_pairs(results: dict) -> list[str]:

@@ -10,7 +10,7 @@ Four sweeps, each a list of values of one setting (:func:`sweep_plan`):
 One point = one adaptation run; its result is one JSON file
 ``<out_dir>/<sweep>/<variant>-<value>.json`` (final rank-1/5/10 and mAP, per-iteration
 reliable counts and precision, value, variant, seed, seconds). A cached point is never
-recomputed (unless its settings fingerprint differs: another profile or seed). All
+recomputed unless its :func:`point_key` differs (other settings, seed or worlds). All
 points share one source model, ``pipeline.run_root(cfg)/source``.
 """
 
@@ -88,7 +88,7 @@ def sweep_plan(cfg: Config, target: ReidDataset) -> dict[str, dict]:
         crowd_values = [round(crowd * 0.5, 3), round(crowd * 2, 3)]
         reappear_values = [0.0, 0.5]
     else:
-        crowd_values = sorted({round(crowd * f, 3) for f in (0.25, 0.5, 1, 2, 4)})
+        crowd_values = sorted({round(crowd * f, 4) for f in (0.5, 1, 2, 4, 8, 16)})
         reappear_values = sorted({0.0, reappear, 0.15, 0.3, 0.6})
     return {
         "lambda_fr": {"param": "lambda_fr", "variants": ["tcul"], "values": lam_values,
@@ -193,6 +193,7 @@ def run_point(
         "baseline": {k: res.baseline.get(k) for k in ("rank1", "rank5", "rank10", "mAP")},
         "n_reliable": [h.get("n_reliable") for h in res.history],
         "precision": [h.get("precision") for h in res.history],
+        "recall": [h.get("recall") for h in res.history],
         "n_train_ids": target.num_train_pids,
         "n_train_images": len(target.train),
         "seconds": seconds,

@@ -173,6 +173,17 @@ def test_claims_are_computed_from_the_numbers(tmp_path):
     assert text.count("NOT COMPUTED") == 2
 
 
+def test_k_claim_shows_the_precision_recall_trade_off():
+    res = _results(ks=[(12, 50), (24, 40)])
+    assert "recall" not in claims(res)[4]  # nothing made up without the sweep's records
+    for p, (prec, rec) in zip(res["sweeps"]["points"]["n_clusters"], ((0.4, 0.6), (0.7, 0.3)),
+                              strict=True):
+        p["precision"], p["recall"] = [0.1, prec], [0.2, rec]
+    line = claims(res)[4]
+    assert line.startswith("- **DOES NOT HOLD**")
+    assert "precision / recall in the last iteration: K=12 0.40 / 0.60, K=24 0.70 / 0.30" in line
+
+
 def test_figure_links_resolve_from_the_report_with_a_relative_out_dir(demo, tmp_path,
                                                                        monkeypatch):
     _, root, results, _ = demo
