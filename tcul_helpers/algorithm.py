@@ -51,7 +51,7 @@ from .errors import TCULError
 from .evaluation import evaluate_model
 from .features import extract_features
 from .image_dataset import ImageCache, resolve_cache
-from .metrics import clustering_scores, pairwise_precision, pairwise_recall
+from .metrics import camera_pair_scores, clustering_scores, pairwise_precision, pairwise_recall
 from .models import ReidNet, load_checkpoint, save_checkpoint
 from .records import ReidDataset
 from .selection import select_by_similarity, temporal_anchors
@@ -379,6 +379,23 @@ def load_history(run_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def camera_pair_history(run_dir: str | Path, target: ReidDataset) -> list[dict]:
+    """Per iteration of the run in ``run_dir``: :func:`camera_pair_scores` of the pseudo-labels
+    its selection kept, against ``target.train``'s true identities and cameras (what the
+    fine-tuning was taught, split into pairs inside one camera and across two)."""
+    trace = load_trace(run_dir)
+    pids = np.array([r.pid for r in target.train])
+    cams = np.array([r.camid for r in target.train])
+    out = []
+    it = 1
+    while f"labels_{it}" in trace and f"kept_{it}" in trace:
+        scores = camera_pair_scores(trace[f"labels_{it}"], pids, cams, trace[f"kept_{it}"])
+        out.append({"iteration": it, **{k: (None if np.isnan(v) else float(v))
+                                        for k, v in scores.items()}})
+        it += 1
+    return out
+
+
 def run_data_matches(run_dir: str | Path, target: ReidDataset) -> bool:
     """False when ``run_dir`` holds a run computed on data other than ``target`` (a run of
     an older kit, without the record, counts as other data); True when it holds none."""
@@ -406,6 +423,7 @@ __all__ = [
     "NonFiniteFeaturesError",
     "TooFewSamplesWarning",
     "adapt",
+    "camera_pair_history",
     "load_history",
     "load_trace",
     "prepare_features",

@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 
 from . import pipeline
-from .algorithm import HISTORY, STATE, load_history, load_trace, run_data_matches
+from .algorithm import HISTORY, STATE, camera_pair_history, load_history, run_data_matches
 from .clustering import assign_clusters
 from .config import Config
 from .device import resolve_device
 from .evaluation import evaluate_model
-from .metrics import camera_pair_scores
 from .report import write_report
 from .sweeps import default_dir, fingerprint, load_sweeps
 
@@ -93,23 +92,6 @@ def _describe_world(name: str, summary: dict) -> str:
             f"{train['cameras']} cameras; images: train {train['images']}, "
             f"query {query['images']}, gallery {gallery['images']}"
             + (f"; time span {span:,} frames" if span else ""))
-
-
-def camera_pairs(run_dir: str | Path, target) -> list[dict]:
-    """Per iteration of the run in ``run_dir``: :func:`camera_pair_scores` of the pseudo-labels
-    its selection kept, against ``target.train``'s true identities and cameras (what the
-    fine-tuning was taught, split into pairs inside one camera and across two)."""
-    trace = load_trace(run_dir)
-    pids = np.array([r.pid for r in target.train])
-    cams = np.array([r.camid for r in target.train])
-    out = []
-    it = 1
-    while f"labels_{it}" in trace and f"kept_{it}" in trace:
-        scores = camera_pair_scores(trace[f"labels_{it}"], pids, cams, trace[f"kept_{it}"])
-        out.append({"iteration": it, **{k: (None if np.isnan(v) else float(v))
-                                        for k, v in scores.items()}})
-        it += 1
-    return out
 
 
 def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> tuple[dict, bool]:
@@ -298,7 +280,7 @@ def run_demo(
         "device": str(dev),
         "methods": methods,
         "histories": histories,
-        "camera_pairs": {v: camera_pairs(d, target) for v, d in run_dirs.items()},
+        "camera_pairs": {v: camera_pair_history(d, target) for v, d in run_dirs.items()},
         "worlds": {"source": _world_summary(source), "target": _world_summary(target)},
         "sweeps": {
             "dir": str(sweeps_dir),

@@ -139,14 +139,23 @@ def _last(values: list | None) -> float | None:
 
 
 def _k_tradeoff(points: list[dict]) -> str:
-    """The last iteration's pairwise precision / recall of the kept labels at every K: fewer
-    clusters merge people (precision falls) but keep a person's cameras together (recall)."""
-    parts = [f"K={p['value']:g} {_num(_last(p.get('precision')), 2)} / "
-             f"{_num(_last(p.get('recall')), 2)}" for p in points
-             if _last(p.get("precision")) is not None and _last(p.get("recall")) is not None]
+    """The last iteration's pairwise precision / recall of the kept labels at every K, and
+    how many cameras a pseudo-identity spans: fewer clusters merge people (precision falls)
+    but put more cameras under one pseudo-label (camera invariance to learn)."""
+    parts = []
+    for p in points:
+        prec, rec = _last(p.get("precision")), _last(p.get("recall"))
+        if prec is None or rec is None:
+            continue
+        cams = (p.get("camera_pairs") or {}).get("cameras_per_pseudo_id")
+        parts.append(f"K={p['value']:g} {prec:.2f} / {rec:.2f}"
+                     + (f" / {cams:.1f}" if cams is not None else ""))
     if not parts:
         return ""
-    return "; kept pseudo-labels' precision / recall in the last iteration: " + ", ".join(parts)
+    with_cams = all((p.get("camera_pairs") or {}).get("cameras_per_pseudo_id") is not None
+                    for p in points)
+    what = "precision / recall / cameras per pseudo-id" if with_cams else "precision / recall"
+    return f"; kept pseudo-labels' {what} in the last iteration: " + ", ".join(parts)
 
 
 def _camera_pairs(results: dict) -> list[str]:

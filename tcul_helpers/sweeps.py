@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import pipeline
+from .algorithm import camera_pair_history
 from .config import Config
 from .errors import TCULError
 from .models import ReidNet
@@ -194,6 +195,8 @@ def run_point(
         "n_reliable": [h.get("n_reliable") for h in res.history],
         "precision": [h.get("precision") for h in res.history],
         "recall": [h.get("recall") for h in res.history],
+        # the last iteration's kept pairs split by camera (the run folder is deleted below)
+        "camera_pairs": (camera_pair_history(run_dir, target) or [None])[-1],
         "n_train_ids": target.num_train_pids,
         "n_train_images": len(target.train),
         "seconds": seconds,

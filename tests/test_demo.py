@@ -182,6 +182,10 @@ def test_k_claim_shows_the_precision_recall_trade_off():
     line = claims(res)[4]
     assert line.startswith("- **DOES NOT HOLD**")
     assert "precision / recall in the last iteration: K=12 0.40 / 0.60, K=24 0.70 / 0.30" in line
+    for p, cams in zip(res["sweeps"]["points"]["n_clusters"], (3.5, 1.25), strict=True):
+        p["camera_pairs"] = {"cameras_per_pseudo_id": cams}
+    assert ("precision / recall / cameras per pseudo-id in the last iteration: "
+            "K=12 0.40 / 0.60 / 3.5, K=24 0.70 / 0.30 / 1.2") in claims(res)[4]
 
 
 def test_figure_links_resolve_from_the_report_with_a_relative_out_dir(demo, tmp_path,
