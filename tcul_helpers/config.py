@@ -143,7 +143,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         embedding_dim=128,
         imagenet_init=False,
         # calibrated on the classroom worlds (closing note of issue 4): 30 source epochs
-        # give a baseline that is clearly imperfect on the target (~11 mAP); 6 iterations x
+        # give a baseline that is clearly imperfect on the target (14-26 mAP); 6 iterations x
         # 10 epochs is where TCUL's gains level off, within the demo's time budget
         source_epochs=30,
         source_lr=3e-3,

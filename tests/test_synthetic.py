@@ -216,7 +216,7 @@ def test_source_and_target_differ(world, source_world):
     cross = np.linalg.norm(ms[:, None] - mt[None], axis=-1)
     assert cross.min() > 0.03
     # ... and a nearest-domain-mean rule on colour statistics tells the domains apart
-    # (chance is 0.5; the calibrated target's milder camera variation makes it ~0.84)
+    # (chance is 0.5; with the calibrated target's mild camera variation it is ~0.86)
     x = np.concatenate([fs, ft])
     y = np.r_[np.zeros(len(fs)), np.ones(len(ft))]
     mu0, mu1 = fs.mean(0), ft.mean(0)
