@@ -488,9 +488,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo = _import_optional("demo")
     sweeps = _import_optional("sweeps")
     cfg = build_config(args)
-    default = "demo" if (cfg.profile, cfg.seed) == ("classroom", 0) else (
-        f"demo-{cfg.profile}-seed{cfg.seed}")
-    out = args.out or args.runs / default
+    out = args.out or demo.default_out(cfg, args.runs)
     demo.run_demo(cfg, out_dir=out, fresh=args.fresh, progress=_progress(args),
                   device=cfg.device, sweeps_dir=sweeps.default_dir(cfg, args.runs))
     print(f"demo finished: open {Path(out) / 'report.md'}")

@@ -62,6 +62,14 @@ class _Stages:
         return out
 
 
+def default_out(cfg: Config, runs: str | Path = "runs") -> Path:
+    """Where ``make demo`` writes the report of ``cfg``'s profile and seed: ``runs/demo``
+    for the default (classroom, seed 0), else ``runs/demo-<profile>-seed<S>``."""
+    name = "demo" if (cfg.profile, cfg.seed) == ("classroom", 0) else (
+        f"demo-{cfg.profile}-seed{cfg.seed}")
+    return Path(runs) / name
+
+
 def _clear(out: Path) -> None:
     for name in ("baseline.json", "results.json", "report.md", *FIGURE_FILES.values()):
         (out / name).unlink(missing_ok=True)
@@ -317,4 +325,4 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None else f"{float(v):.1f}"
 
 
-__all__ = ["FIGURE_FILES", "METHODS", "run_demo"]
+__all__ = ["FIGURE_FILES", "METHODS", "default_out", "run_demo"]

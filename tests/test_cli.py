@@ -279,11 +279,13 @@ def test_other_errors_are_not_swallowed(monkeypatch):
 # ----------------------------------------------------------------------- demo and sweeps
 def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[str],
                                                         monkeypatch):
+    from tcul_helpers import demo as real_demo
     from tcul_helpers import sweeps as real_sweeps
 
     calls: dict[str, tuple] = {}
     demo = types.ModuleType("tcul_helpers.demo")
     demo.run_demo = lambda cfg, **kw: calls.setdefault("demo", (cfg, kw)) and None
+    demo.default_out = real_demo.default_out
     sweeps = types.ModuleType("tcul_helpers.sweeps")
     sweeps.run_sweeps = lambda cfg, **kw: calls.setdefault("sweeps", (cfg, kw)) and None
     sweeps.default_dir = real_sweeps.default_dir
