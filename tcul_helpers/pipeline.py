@@ -45,16 +45,19 @@ def world_root(cfg: Config, preset: str, seed: int | None = None) -> Path:
 
 def ensure_world(cfg: Config, preset: str, *, progress: bool = True,
                  world_overrides: dict[str, Any] | None = None,
-                 root: str | Path | None = None) -> ReidDataset:
+                 root: str | Path | None = None, replace: bool | None = None) -> ReidDataset:
     """The ``preset`` (``source`` / ``target``) dataset of ``cfg``: a synthetic world is
     generated on first use (seed ``cfg.seed``; ``world_overrides`` set knobs, e.g.
-    ``crowd_density``); a real dataset is read from its root."""
+    ``crowd_density``); a real dataset is read from its root. ``replace``: regenerate a
+    synthetic world of other knobs found at the root (default: only in the kit's own
+    folder, i.e. when ``root`` is not given); otherwise such a world raises TCULError."""
     name = cfg.source if preset == "source" else cfg.target
     if name != "synthetic":
         return load_dataset(name, root or (cfg.source_root if preset == "source"
                                           else cfg.target_root))
     # the kit's own folders follow the current defaults: a stale world there is replaced
-    replace = root is None
+    if replace is None:
+        replace = root is None
     root = Path(root) if root is not None else world_root(cfg, preset)
     make_world(root, preset, cfg.seed, scale=cfg.world_scale, progress=progress,
                replace=replace, **(world_overrides or {}))

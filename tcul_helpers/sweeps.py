@@ -126,8 +126,10 @@ def _world(cfg: Config, sweep: str, value: float, out_dir: Path, progress: bool
            ) -> ReidDataset:
     if sweep in WORLD_SWEEPS:
         root = out_dir / "worlds" / f"{sweep}-{_fmt(value)}"
+        # the sweep's own folder: a world of an older calibration there is regenerated
         return pipeline.ensure_world(cfg, "target", progress=progress,
-                                     world_overrides={sweep: float(value)}, root=root)
+                                     world_overrides={sweep: float(value)}, root=root,
+                                     replace=True)
     return pipeline.ensure_world(cfg, "target", progress=progress)
 
 

@@ -277,3 +277,18 @@ def test_runs_are_shared_by_demo_cli_and_notebooks(demo, tmp_path, monkeypatch):
                                  runs / "smoke" / "seed0" / "source", progress=False,
                                  log=logs.append)
     assert logs and logs[0].startswith("reusing"), logs
+
+
+def test_a_sweep_world_of_an_older_calibration_is_regenerated(tmp_path):
+    """The sweeps' own world folders follow the current presets (a re-calibration must not
+    stop `make sweeps` with "holds another synthetic world")."""
+    from tcul_helpers.sweeps import _world
+    from tcul_helpers.synthetic import make_world, world_request
+
+    cfg = get_config("smoke", target_root=str(tmp_path / "t"))
+    root = tmp_path / "sw" / "worlds" / "crowd_density-2"
+    make_world(root, "target", cfg.seed, scale="smoke", progress=False, crowd_density=2.0,
+               reappear_prob=0.3)  # the "old preset"
+    ds = _world(cfg, "crowd_density", 2.0, tmp_path / "sw", progress=False)
+    assert ds.extra["manifest"]["request"] == world_request("target", "smoke", cfg.seed,
+                                                            crowd_density=2.0)
