@@ -87,7 +87,8 @@ def claims(results: dict) -> list[str]:
     else:
         ok = tcul > sul > base
         out.append(_claim(HOLDS if ok else FAILS, text,
-                          f"TCUL {tcul:.1f}, SUL {sul:.1f}, baseline {base:.1f}"
+                          f"TCUL {tcul:.1f}, SUL {sul:.1f}, baseline {base:.1f} (TCUL - SUL "
+                          f"{tcul - sul:+.1f}, SUL - baseline {sul - base:+.1f})"
                           + _precision_detail(results)))
 
     text = "TCUL's reliable-sample count grows over the iterations"

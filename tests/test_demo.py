@@ -218,6 +218,7 @@ def test_order_claim_reports_the_precision_behind_it():
     }
     line = claims(res)[1]
     assert line.startswith("- **DOES NOT HOLD**")
+    assert "(TCUL - SUL +25.0, SUL - baseline -5.0)" in line
     assert "TCUL 0.60, SUL 0.25 (all clustered images 0.25)" in line
     assert "precision" not in claims(_results())[1]  # nothing made up without histories
 
