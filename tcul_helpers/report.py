@@ -243,13 +243,14 @@ def _continuity(results: dict) -> list[str]:
         su = {p["value"]: p for p in _sweep_points(results, name, "sul")}
         if not tc and not su:
             continue
-        lines += [f"| {label} | TCUL mAP | SUL mAP | TCUL - SUL | TCUL final precision |",
-                  "|---|---|---|---|---|"]
+        lines += [f"| {label} | baseline mAP | TCUL mAP | SUL mAP | TCUL - SUL | "
+                  "TCUL final precision |", "|---|---|---|---|---|---|"]
         for v in sorted(set(tc) | set(su)):
             t, s = tc.get(v, {}).get("mAP"), su.get(v, {}).get("mAP")
             gap = _num(t - s) if t is not None and s is not None else "n/a"
+            base = (tc.get(v) or su.get(v) or {}).get("baseline", {}).get("mAP")
             prec = [x for x in tc.get(v, {}).get("precision", []) if x is not None]
-            lines.append(f"| {v:g} | {_num(t)} | {_num(s)} | {gap} | "
+            lines.append(f"| {v:g} | {_num(base)} | {_num(t)} | {_num(s)} | {gap} | "
                          f"{_num(prec[-1], 3) if prec else 'n/a'} |")
         lines.append("")
     return lines

@@ -293,3 +293,13 @@ def test_a_sweep_world_of_an_older_calibration_is_regenerated(tmp_path):
     ds = _world(cfg, "crowd_density", 2.0, tmp_path / "sw", progress=False)
     assert ds.extra["manifest"]["request"] == world_request("target", "smoke", cfg.seed,
                                                             crowd_density=2.0)
+
+
+def test_continuity_table_puts_each_world_beside_its_own_baseline(tmp_path):
+    res = _results()
+    res["sweeps"]["points"]["crowd_density"] = [
+        {"variant": v, "value": 2.0, "mAP": m, "baseline": {"mAP": 9.0}, "precision": [0.5, p]}
+        for v, m, p in (("tcul", 30.0, 0.6), ("sul", 12.5, 0.3))]
+    text = write_report(res, tmp_path, {}).read_text()
+    assert "| crowd density | baseline mAP | TCUL mAP | SUL mAP | TCUL - SUL |" in text
+    assert "| 2 | 9.0 | 30.0 | 12.5 | 17.5 | 0.600 |" in text

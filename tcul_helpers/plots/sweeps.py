@@ -53,7 +53,7 @@ def plot_sweep(
     A dashed vertical line marks ``true_value`` (e.g. the true number of identities),
     labelled ``true_label`` (e.g. "world default" for a world knob). Per-iteration lists
     (``n_reliable``, ``precision``) are plotted at their last iteration. The
-    x axis is symmetric-log when the values span more than 50x (``log_x`` forces it).
+    x axis is symmetric-log when the values span more than 20x (``log_x`` forces it).
     """
     points = [p for p in points if _y(p, metric) is not None]
     if not points:
@@ -77,7 +77,7 @@ def plot_sweep(
         ax.plot(xs, ys, marker="o", label=label, color=color)
     positive = [x for x in xs_all if x > 0]
     if log_x is None:
-        log_x = bool(positive) and max(positive) / min(positive) > 50
+        log_x = bool(positive) and max(positive) / min(positive) > 20
     if log_x:
         ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
     if true_value is not None:
