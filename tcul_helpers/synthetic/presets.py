@@ -128,9 +128,10 @@ _PRESET_KNOBS: dict[str, dict[str, Any]] = {
     # clearly imperfect (14-26 mAP; the paper's baselines are 12-29) while every target camera
     # keeps its own light, colour cast, blur, noise and resolution. crowd_density: at 2.5
     # people in view per camera, Eq. 3's window let in enough other people that TCUL's gain
-    # over the baseline ranged +6..+19 mAP over three seeds; at 0.625 a camera's share of a
-    # pseudo-identity is one person 96-98% of the time (the paper's premise) and the gain is
-    # +15..+35. The crowd-density sweep (`make sweeps`) shows where that premise breaks.
+    # over the baseline ranged +6..+19 mAP over three seeds; at 0.625, 96-98% of the
+    # same-camera pairs TCUL keeps under one pseudo-label are one person (the paper's premise)
+    # and the gain is +15..+35. The crowd-density sweep (`make sweeps`) shows where the
+    # premise breaks.
     "target": dict(palette="target", camera_style="target", camera_variation=0.15,
                    crowd_density=0.625),
 }
