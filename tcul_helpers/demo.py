@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import pipeline
-from .algorithm import HISTORY, STATE, camera_pair_history, load_history, run_data_matches
+from .algorithm import HISTORY, STATE, camera_pair_history, load_history
 from .clustering import assign_clusters
 from .config import Config
 from .device import resolve_device
@@ -75,12 +75,14 @@ def _clear(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def _run_complete(run_dir: Path, n_iter: int) -> bool:
+def _run_complete(run_dir: Path, n_iter: int, target) -> bool:
+    """True when ``run_dir`` holds a finished run of ``n_iter`` iterations on ``target``."""
     try:
         hist = json.loads((run_dir / HISTORY).read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return hist.get("status") == "complete" and len(hist.get("iterations", [])) == n_iter
+    return (hist.get("status") == "complete" and len(hist.get("iterations", [])) == n_iter
+            and hist.get("data_key") == target.content_key())
 
 
 def _world_summary(ds) -> dict:
@@ -264,8 +266,7 @@ def run_demo(
     for variant in METHODS:
         run_dir = run_dirs[variant] = pipeline.variant_dir(
             pipeline.variant_config(cfg, variant), variant, out.parent)
-        done = ((not fresh) and _run_complete(run_dir, cfg.n_iter)
-                and run_data_matches(run_dir, target))
+        done = (not fresh) and _run_complete(run_dir, cfg.n_iter, target)
         stages.run(variant, lambda v=variant, d=run_dir: pipeline.run_variant(
             cfg, v, model, target, d, device=dev, progress=progress, log=say, fresh=fresh,
             restart_on_other_data=True), done)

@@ -93,28 +93,27 @@ def camera_pair_scores(pseudo_labels: Any, true_labels: Any, camids: Any,
                         "camera id per image")
     if mask is not None:
         c = c[np.asarray(mask, dtype=bool).reshape(-1)]
-    _, c_idx = np.unique(c, return_inverse=True)
-    c_idx = c_idx.reshape(-1)
-    together = _pairs(np.unique(p, return_counts=True)[1]) if p.size else 0.0
-    true_together = _pairs(_contingency(p, t))
-    # (pseudo-label, camera) cells: pairs inside one camera; the rest span two cameras
+    # one unique pass per key: pseudo-label, and (pseudo-label, camera) cells, whose pairs
+    # lie inside one camera; the rest of a pseudo-label's pairs span two cameras
+    p_idx, p_counts = np.unique(p, return_inverse=True, return_counts=True)[1:]
+    c_idx = np.unique(c, return_inverse=True)[1].reshape(-1)
     n_cam = int(c_idx.max()) + 1 if c_idx.size else 1
-    pc = np.unique(p, return_inverse=True)[1].reshape(-1).astype(np.int64) * n_cam + c_idx
-    same = _pairs(np.unique(pc, return_counts=True)[1]) if p.size else 0.0
-    true_same = _pairs(_contingency(pc, t))
+    pc = p_idx.reshape(-1).astype(np.int64) * n_cam + c_idx
+    pc_counts = np.unique(pc, return_counts=True)[1]
+    together, same = _pairs(p_counts), _pairs(pc_counts)
+    true_together, true_same = _pairs(_contingency(p, t)), _pairs(_contingency(pc, t))
     cross, true_cross = together - same, true_together - true_same
 
     def ratio(a: float, b: float) -> float:
         return a / b if b else float("nan")
 
-    n_ids = len(np.unique(p))
     return {
         "pairs_same_camera": same,
         "pairs_cross_camera": cross,
         "precision_same_camera": ratio(true_same, same),
         "precision_cross_camera": ratio(true_cross, cross),
         "true_pairs_cross_camera": true_cross,
-        "cameras_per_pseudo_id": ratio(float(len(np.unique(pc))), float(n_ids)),
+        "cameras_per_pseudo_id": ratio(float(len(pc_counts)), float(len(p_counts))),
     }
 
 

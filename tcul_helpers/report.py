@@ -143,18 +143,14 @@ def _k_tradeoff(points: list[dict]) -> str:
     """The last iteration's pairwise precision / recall of the kept labels at every K, and
     how many cameras a pseudo-identity spans: fewer clusters merge people (precision falls)
     but put more cameras under one pseudo-label (camera invariance to learn)."""
-    parts = []
-    for p in points:
-        prec, rec = _last(p.get("precision")), _last(p.get("recall"))
-        if prec is None or rec is None:
-            continue
-        cams = (p.get("camera_pairs") or {}).get("cameras_per_pseudo_id")
-        parts.append(f"K={p['value']:g} {prec:.2f} / {rec:.2f}"
-                     + (f" / {cams:.1f}" if cams is not None else ""))
-    if not parts:
+    rows = [(p["value"], _last(p.get("precision")), _last(p.get("recall")),
+             (p.get("camera_pairs") or {}).get("cameras_per_pseudo_id")) for p in points]
+    rows = [r for r in rows if r[1] is not None and r[2] is not None]
+    if not rows:
         return ""
-    with_cams = all((p.get("camera_pairs") or {}).get("cameras_per_pseudo_id") is not None
-                    for p in points)
+    parts = [f"K={k:g} {prec:.2f} / {rec:.2f}" + (f" / {cams:.1f}" if cams is not None else "")
+             for k, prec, rec, cams in rows]
+    with_cams = all(cams is not None for *_, cams in rows)
     what = "precision / recall / cameras per pseudo-id" if with_cams else "precision / recall"
     return f"; kept pseudo-labels' {what} in the last iteration: " + ", ".join(parts)
 
