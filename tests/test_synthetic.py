@@ -210,18 +210,21 @@ def _colour_features(root: Path) -> tuple[np.ndarray, np.ndarray]:
 def test_source_and_target_differ(world, source_world):
     fs, cs = _colour_features(source_world)
     ft, ct = _colour_features(world[0])
-    # per-camera mean colours: every source camera is far from every target camera ...
+    # per-camera mean colours: every source camera is away from every target camera (the
+    # closest pair: 0.028 on the smoke worlds, 0.030 on the classroom ones, generator 2.0,
+    # whose cameras share their domain's materials and so sit nearer each other) ...
     ms = np.array([fs[cs == c, :3].mean(0) for c in np.unique(cs)])
     mt = np.array([ft[ct == c, :3].mean(0) for c in np.unique(ct)])
     cross = np.linalg.norm(ms[:, None] - mt[None], axis=-1)
-    assert cross.min() > 0.03
+    assert cross.min() > 0.02
     # ... and a nearest-domain-mean rule on colour statistics tells the domains apart
-    # (chance is 0.5; with the calibrated target's mild camera variation it is ~0.86)
+    # (chance is 0.5; 0.72 on the smoke worlds and 0.73 on the classroom ones with
+    # generator 2.0: its scenes vary within a camera, so colour statistics overlap more)
     x = np.concatenate([fs, ft])
     y = np.r_[np.zeros(len(fs)), np.ones(len(ft))]
     mu0, mu1 = fs.mean(0), ft.mean(0)
     pred = np.linalg.norm(x - mu1, axis=1) < np.linalg.norm(x - mu0, axis=1)
-    assert (pred == y).mean() > 0.8
+    assert (pred == y).mean() > 0.65
     # cameras of one domain differ from each other too (illumination, cast, scene)
     within = np.linalg.norm(mt[:, None] - mt[None], axis=-1)[np.triu_indices(len(mt), 1)]
     assert within.min() > 0.01

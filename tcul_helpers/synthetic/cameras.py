@@ -31,6 +31,12 @@ PANO_X0, PANO_X1 = -1.5, FOV + 1.5
 PANO_Y0 = -0.8
 
 VIEWS = ("front", "back", "left", "right")
+#: sd of the scenes' smooth light field (sun and shade, stains) and its colour share
+SCENE_LIGHT = 0.3
+SCENE_CHROMA = 0.25
+#: share of a scene's floor sections and facade segments drawn from the network's common
+#: materials instead of the camera's own (one campus: the same paving, the same buildings)
+SHARED_MATERIALS = 0.85
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,104 @@ def _shade(c: tuple[int, int, int], f: float) -> tuple[int, int, int]:
     return tuple(int(np.clip(x * f, 0, 255)) for x in c)  # type: ignore[return-value]
 
 
+def _random_colour(rng: np.random.Generator, indoor: bool,
+                   bright: float = 0.3) -> tuple[int, int, int]:
+    """A plausible colour of a scene object: muted for most, bright with chance ``bright``."""
+    if rng.random() < bright:
+        return _ACCENTS[int(rng.integers(len(_ACCENTS)))]
+    base = (_INDOOR_WALLS + _INDOOR_FLOORS) if indoor else (_OUTDOOR_WALLS + _OUTDOOR_FLOORS)
+    c = base[int(rng.integers(len(base)))]
+    return _shade(c, rng.uniform(0.55, 1.25))
+
+
+def _scene_clutter(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator,
+                   W: int, H: int, wall_top: float, floor_top: int) -> None:
+    """What makes one part of a scene look unlike another part of it: the facade changes
+    every few metres (shade, a door, a window, a poster, a sign), and things stand or lie
+    about (planters, bicycles, sign posts, boxes, shadows, patches on the floor). A crop
+    sees the part of the scene behind its person, so a camera's crops differ from each
+    other as much as their places in the scene do."""
+    walls = _INDOOR_WALLS if cam.indoor else _OUTDOOR_WALLS
+    floors = _INDOOR_FLOORS if cam.indoor else _OUTDOOR_FLOORS
+    x = -rng.uniform(0, 200)
+    while x < W:  # floor sections: the network's materials, not one per camera
+        w = rng.uniform(120, 380)
+        if rng.random() < SHARED_MATERIALS:
+            c = _shade(floors[int(rng.integers(len(floors)))], rng.uniform(0.8, 1.15))
+            dr.rectangle([x, floor_top, x + w, H], fill=c + (int(rng.uniform(150, 255)),))
+        x += w
+    x = -rng.uniform(0, 120)
+    while x < W:  # facade segments
+        w = rng.uniform(70, 220)
+        if rng.random() < SHARED_MATERIALS:
+            c = walls[int(rng.integers(len(walls)))]
+            dr.rectangle([x, wall_top, x + w, floor_top], fill=_shade(c, rng.uniform(0.7, 1.2)))
+        kind = rng.random()
+        if kind < 0.3:  # a door or a shop window
+            dw = rng.uniform(0.35, 0.8) * w
+            dx = x + rng.uniform(0, w - dw)
+            dr.rectangle([dx, floor_top - rng.uniform(0.5, 0.95) * (floor_top - wall_top), dx + dw,
+                          floor_top], fill=_random_colour(rng, cam.indoor, 0.05),
+                         outline=_shade(cam.wall, 0.5), width=3)
+        elif kind < 0.6:  # a poster, a sign or a banner
+            pw, ph = rng.uniform(25, 80), rng.uniform(25, 90)
+            px = x + rng.uniform(0, max(1.0, w - pw))
+            py = rng.uniform(wall_top, max(wall_top + 1, floor_top - ph - 10))
+            dr.rectangle([px, py, px + pw, py + ph], fill=_random_colour(rng, cam.indoor))
+            if rng.random() < 0.5:
+                dr.rectangle([px + 4, py + ph * 0.3, px + pw - 4, py + ph * 0.5],
+                             fill=_random_colour(rng, cam.indoor))
+        x += w
+    for _ in range(int(rng.integers(6, 12))):  # objects on the floor, along the scene
+        ox = rng.uniform(0, W)
+        d = rng.uniform(D_NEAR * 0.9, cam.wall_depth)
+        base_y = pano_px(0, cam.horizon + cam.tilt / d)[1]
+        s = PPU / d
+        col = _random_colour(rng, cam.indoor)
+        kind = int(rng.integers(5))
+        if kind == 0:  # planter / box
+            w, h = rng.uniform(0.25, 0.6) * s, rng.uniform(0.2, 0.5) * s
+            dr.rectangle([ox, base_y - h, ox + w, base_y], fill=col, outline=_shade(col, 0.6))
+            if not cam.indoor or rng.random() < 0.5:
+                dr.ellipse([ox - 0.1 * w, base_y - h - 0.5 * w, ox + 1.1 * w, base_y - h + 0.2 * w],
+                           fill=_shade((60, 115, 50), rng.uniform(0.7, 1.3)))
+        elif kind == 1:  # sign post
+            dr.rectangle([ox, base_y - 1.1 * s, ox + 0.03 * s, base_y], fill=(90, 90, 95))
+            dr.rectangle([ox - 0.12 * s, base_y - 1.1 * s, ox + 0.15 * s, base_y - 0.85 * s],
+                         fill=col)
+        elif kind == 2:  # bicycle / trolley
+            r = 0.13 * s
+            for cx in (ox, ox + 0.45 * s):
+                dr.ellipse([cx - r, base_y - 2 * r, cx + r, base_y], outline=col, width=3)
+            dr.line([ox, base_y - r, ox + 0.22 * s, base_y - 2.4 * r, ox + 0.45 * s, base_y - r],
+                    fill=col, width=3)
+        elif kind == 3:  # shadow or light patch on the floor
+            w = rng.uniform(0.5, 1.5) * s
+            tone = (0, 0, 0, int(rng.uniform(30, 80))) if rng.random() < 0.6 else (
+                255, 255, 240, int(rng.uniform(20, 50)))
+            dr.ellipse([ox - w, base_y - 0.08 * w, ox + w, base_y + 0.12 * w], fill=tone)
+        else:  # a mat, a drain, a painted marking
+            w = rng.uniform(0.3, 0.9) * s
+            dr.rectangle([ox - w / 2, base_y - 0.04 * w, ox + w / 2, base_y + 0.06 * w],
+                         fill=col + (int(rng.uniform(90, 200)),))
+
+
+def _light_field(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
+    """A smooth random light-and-colour field over the scene (H x W x 3, around 1): sun and
+    shade, stains, weathering. Real backgrounds spread over many colours and vary from
+    one part of a scene to the next; flat paint would not."""
+    field = np.zeros((H, W, 3), dtype=np.float32)
+    for cell, amp in ((160, SCENE_LIGHT), (40, SCENE_LIGHT * 0.6)):
+        gh, gw = max(2, H // cell + 2), max(2, W // cell + 2)
+        lum = rng.normal(0.0, amp, (gh, gw, 1))
+        chroma = rng.normal(0.0, amp * SCENE_CHROMA, (gh, gw, 3))
+        grid = (lum + chroma).astype(np.float32)
+        up = np.stack([np.asarray(Image.fromarray(grid[..., c]).resize(
+            (W, H), Image.Resampling.BICUBIC)) for c in range(3)], axis=-1)
+        field += up
+    return np.clip(1.0 + field, 0.4, 1.8)
+
+
 def render_background(cam: CameraSpec) -> Image.Image:
     """The camera's empty scene as one wide panorama (walls, floor, texture, light)."""
     rng = np.random.default_rng(cam.background_seed)
@@ -351,6 +455,7 @@ def render_background(cam: CameraSpec) -> Image.Image:
             pts = [pano_px(FOV / 2 + X / dd, cam.horizon + cam.tilt / dd)
                    for dd in (cam.wall_depth, 0.5)]
             dr.line([pts[0], pts[1]], fill=(215, 210, 190), width=6)
+    _scene_clutter(dr, cam, rng, W, H, top, floor_top)
     # re-draw the wall's bottom edge (skirting) over the floor lines
     dr.rectangle([0, floor_top - 3, W, floor_top + 2], fill=_shade(cam.wall, 0.55))
     if cam.indoor:  # reflections of ceiling lights on a polished floor
@@ -360,6 +465,7 @@ def render_background(cam: CameraSpec) -> Image.Image:
     # --- texture: fine noise and soft light
     arr = np.asarray(img, dtype=np.float32)
     arr += rng.normal(0.0, 6.0 if not cam.indoor else 3.0, arr.shape[:2])[..., None]
+    arr *= _light_field(rng, W, H)
     cols = np.linspace(-1.0, 1.0, W, dtype=np.float32)
     arr *= (1.0 + cam.side_light * cols)[None, :, None]
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))

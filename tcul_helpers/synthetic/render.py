@@ -31,6 +31,12 @@ from .cameras import (
 from .timeline import ImagePlan
 
 SS = 2  # supersampling factor of the drawing canvas
+#: body width relative to the first generator's stick figures (1.0); a pedestrian's
+#: shoulders are about a quarter of its height, so a walking person fills about half of a
+#: tight 2:1 detector box (data/README.md, "Calibration")
+BODY_GIRTH = 1.6
+#: the detector's box height over the person's height, (min, max): DPM boxes are tight
+BOX_MARGIN = (1.02, 1.1)
 Color = tuple[int, int, int]
 
 
@@ -73,7 +79,7 @@ def draw_person(
     2 / 3 walking left / right (profile: one arm and leg in front, backpack behind).
     """
     H = H * app.height
-    b = app.build
+    b = app.build * BODY_GIRTH
     top = fy - H
     side = view >= 2
     direction = -1.0 if view == 2 else 1.0
@@ -332,8 +338,14 @@ def _draw_occluder(dr: ImageDraw.ImageDraw, cam: CameraSpec, occ, to_px, rng) ->
 
 
 # ------------------------------------------------------------------------------ a crop
-def render_image(ctx: RenderContext, plan: ImagePlan) -> tuple[Image.Image, int]:
-    """Draw the crop of ``plan``; returns the image and the camera's JPEG quality."""
+def render_image(ctx: RenderContext, plan: ImagePlan, *, people: bool = True,
+                 with_mask: bool = False) -> tuple:
+    """Draw the crop of ``plan``; returns the image and the camera's JPEG quality.
+
+    ``people=False`` draws the same crop with nobody in view (the background alone);
+    ``with_mask=True`` also returns the subject's mask at output size (bool, True where the
+    subject's own pixels are, before occluders), as a third element.
+    """
     rng = np.random.default_rng([ctx.seed, ctx.domain, plan.index, 7919])
     cam = ctx.cameras[plan.cam - 1]
     ih, iw = ctx.image_size
@@ -349,7 +361,7 @@ def render_image(ctx: RenderContext, plan: ImagePlan) -> tuple[Image.Image, int]
     else:
         height = scale
     # the detector's box around the subject, with jitter
-    bh = height * rng.uniform(1.05, 1.2)
+    bh = height * rng.uniform(*BOX_MARGIN)
     bottom = y_f + height * rng.uniform(-0.01, 0.06)
     bw = bh * iw / ih
     cx = x_f + bw * rng.normal(0.0, 0.06)
@@ -396,11 +408,21 @@ def render_image(ctx: RenderContext, plan: ImagePlan) -> tuple[Image.Image, int]
     if subject is not None:
         figures.append((subject_d, subject, subject_view, subject_X, since, phase0))
     figures.sort(key=lambda f: -f[0])
-    for do, app, v, Xo, since_o, ph0 in figures:
+    for do, app, v, Xo, since_o, ph0 in figures if people else ():
         xo, yo, so = project(cam, Xo, do)
         fx, fy = to_px(xo, yo)
         phase = ph0 + 2 * math.pi * since_o / app.stride
         draw_person(dr, app, v, fx, fy, so * k, phase)
+    mask = None
+    if with_mask:
+        layer = Image.new("RGBA", (CW, CH), (0, 0, 0, 0))
+        if subject is not None:
+            xo, yo, so = project(cam, subject_X, subject_d)
+            fx, fy = to_px(xo, yo)
+            draw_person(ImageDraw.Draw(layer, "RGBA"), subject, subject_view, fx, fy, so * k,
+                        phase0 + 2 * math.pi * since / subject.stride)
+        alpha = layer.getchannel("A").resize((iw, ih), Image.Resampling.BOX)
+        mask = np.asarray(alpha) > 127  # the floor shadow (alpha 70) is not the person
     for occ in cam.occluders:
         _draw_occluder(dr, cam, occ, to_px, rng)
 
@@ -424,4 +446,6 @@ def render_image(ctx: RenderContext, plan: ImagePlan) -> tuple[Image.Image, int]
     if cam.noise > 0:
         a += rng.normal(0.0, cam.noise, a.shape).astype(np.float32)
     out = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
+    if with_mask:
+        return out, cam.jpeg_quality, mask
     return out, cam.jpeg_quality

@@ -31,12 +31,12 @@ from tqdm.auto import tqdm
 from ..errors import TCULError
 from .appearance import sample_appearances
 from .cameras import sample_cameras
-from .presets import PRESETS, resolve_knobs
+from .presets import PRESETS, WorldKnobs, resolve_knobs
 from .render import RenderContext, render_image
-from .timeline import VIEW_INDEX, ImagePlan, plan_world
+from .timeline import VIEW_INDEX, ImagePlan, Timeline, plan_world
 
 GENERATOR = "tcul_helpers.synthetic"
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 MARKER = ".tcul_world_incomplete"
 MANIFEST = "manifest.json"
@@ -271,6 +271,40 @@ def _manifest(preset, scale, seed, knobs, request, cameras, people, tl) -> dict:
 
 
 # ------------------------------------------------------------------------- public API
+def _plan(preset: str, seed: int, knobs: WorldKnobs) -> tuple[RenderContext, Timeline]:
+    """The cameras, people and timeline of one world, and the context that draws it."""
+    domain = PRESETS.index(preset)
+    cam_ss, people_ss, time_ss = np.random.SeedSequence([seed, domain]).spawn(3)
+    cameras = sample_cameras(np.random.default_rng(cam_ss), knobs.n_cameras, knobs.camera_style,
+                             knobs.camera_variation)
+    n_people = knobs.n_train_ids + knobs.n_test_ids
+    people = sample_appearances(np.random.default_rng(people_ss), n_people, knobs.palette,
+                                knobs.outfit_group_frac, knobs.outfit_group_size)
+    timeline = plan_world(np.random.default_rng(time_ss), knobs, cameras)
+    ctx = RenderContext(seed, domain, knobs.palette, (knobs.image_height, knobs.image_width),
+                        cameras, people)
+    return ctx, timeline
+
+
+def render_context_of(root: str | Path) -> tuple[RenderContext, list[ImagePlan]]:
+    """Re-plan the synthetic world under ``root`` from its manifest's request: the renderer's
+    context and every image's plan, so that any image can be drawn again (e.g. with its
+    person mask for :mod:`tcul_helpers.realism`)."""
+    root = Path(root)
+    manifest = _read_manifest(root)
+    if manifest is None or "request" not in manifest:
+        raise TCULError(f"{root} holds no synthetic world (no readable {MANIFEST}): generate "
+                        "it with `python -m tcul_helpers world`")
+    req = manifest["request"]
+    if req.get("generator_version") != GENERATOR_VERSION:
+        raise TCULError(f"the world under {root} was made by generator version "
+                        f"{req.get('generator_version')}, this kit has {GENERATOR_VERSION}: "
+                        "regenerate it with `python -m tcul_helpers world --overwrite`")
+    knobs = resolve_knobs(req["preset"], req["scale"], req["knobs"])
+    ctx, timeline = _plan(req["preset"], int(req["seed"]), knobs)
+    return ctx, timeline.images
+
+
 def make_world(
     root: str | Path,
     preset: str,
@@ -314,21 +348,13 @@ def make_world(
     if existing is not None:
         return _summary(root, existing, time.perf_counter() - t0, reused=True)
 
-    domain = PRESETS.index(preset)
-    cam_ss, people_ss, time_ss = np.random.SeedSequence([seed, domain]).spawn(3)
-    cameras = sample_cameras(np.random.default_rng(cam_ss), knobs.n_cameras, knobs.camera_style,
-                             knobs.camera_variation)
-    n_people = knobs.n_train_ids + knobs.n_test_ids
-    people = sample_appearances(np.random.default_rng(people_ss), n_people, knobs.palette,
-                                knobs.outfit_group_frac, knobs.outfit_group_size)
-    timeline = plan_world(np.random.default_rng(time_ss), knobs, cameras)
+    ctx, timeline = _plan(preset, seed, knobs)
+    cameras, people = ctx.cameras, ctx.people
 
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text(json.dumps(request) + "\n")
     for folder in SPLIT_DIRS.values():
         (root / folder).mkdir(exist_ok=True)
-    ctx = RenderContext(seed, domain, knobs.palette, (knobs.image_height, knobs.image_width),
-                        cameras, people)
     n = len(timeline.images)
     if workers is None:
         workers = min(_available_cpus(), 4) if n >= 1000 else 1
