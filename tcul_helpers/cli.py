@@ -20,6 +20,7 @@ from typing import Any
 
 from . import __version__
 from .config import PROFILES, VARIANTS, Config, get_config, parse_set
+from .data import DATASETS, load_dataset
 from .errors import TCULError
 
 PROG = "python -m tcul_helpers"
@@ -117,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--out DIR is the world's root for one preset (with --preset both: DIR/source and "
             "DIR/target).",
             f"  {PROG} world --profile smoke\n"
-            f"  {PROG} world --preset target --knob crowd_density=4 --out data/crowded")
+            f"  {PROG} world --preset target --knob crowd_density=4 --out data/crowded\n"
+            f"  {PROG} world --stats --preset target\n"
+            f"  {PROG} world --stats --dataset market1501 --out data/market1501")
     p.add_argument("--preset", choices=("source", "target", "both"), default="both",
                    help="which world (default: both)")
     p.add_argument("--knob", dest="knobs", action="append", default=[], metavar="NAME=VALUE",
@@ -125,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "transit_frames=20,150 (repeatable)")
     p.add_argument("--overwrite", action="store_true",
                    help="regenerate a world whose root holds another world")
+    p.add_argument("--stats", action="store_true",
+                   help="also print the realism statistics (tcul_helpers.realism): whole-crop "
+                        "colour-histogram re-id beside chance, the person's share of the crop, "
+                        "background variation, fragments and crowding")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="with --stats: read this dataset from --out instead of generating "
+                        "(e.g. a real Market-1501 folder, to hold the world against it)")
+    p.add_argument("--json", action="store_true", help="with --stats: print JSON")
     p.set_defaults(handler=cmd_world)
 
     p = add("source", "train (or reuse) the source baseline f_theta0",
@@ -311,6 +322,17 @@ def cmd_world(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     knobs = _parse_knobs(args.knobs)
+    if args.dataset is not None or args.json:
+        if not args.stats:
+            raise TCULError("--dataset and --json go with --stats (the realism statistics)")
+    if args.dataset is not None:
+        if args.out is None:
+            raise TCULError("--dataset needs --out DIR, the dataset's root folder")
+        if knobs:
+            raise TCULError("--knob sets a generated world's knobs: it does not go with "
+                            "--dataset, which reads a folder")
+        _print_stats(load_dataset(args.dataset, args.out), cfg, args)
+        return 0
     presets = ("source", "target") if args.preset == "both" else (args.preset,)
     for preset in presets:
         name = cfg.source if preset == "source" else cfg.target
@@ -327,6 +349,8 @@ def cmd_world(args: argparse.Namespace) -> int:
             print(f"  identities: {s['train']['ids']} train; cameras: {s['train']['cameras']}")
             print(f"  images: train {s['train']['images']}, query {s['query']['images']}, "
                   f"gallery {s['gallery']['images']}")
+            if args.stats:
+                _print_stats(ds, cfg, args)
             continue
         if root is None:
             root = pipeline.world_root(cfg, preset)
@@ -336,7 +360,16 @@ def cmd_world(args: argparse.Namespace) -> int:
         except TCULError as exc:  # name the command line's switch, not the function's
             raise TCULError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
         _print_world(summary)
+        if args.stats:
+            _print_stats(load_dataset("synthetic", root), cfg, args)
     return 0
+
+
+def _print_stats(ds: Any, cfg: Config, args: argparse.Namespace) -> None:
+    from .realism import format_statistics, realism_statistics
+
+    stats = realism_statistics(ds, lambda_fr=cfg.lambda_fr, seed=cfg.seed)
+    print(json.dumps(stats, indent=1) if args.json else format_statistics(stats))
 
 
 def cmd_source(args: argparse.Namespace) -> int:
