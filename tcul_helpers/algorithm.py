@@ -13,7 +13,9 @@
 
 The variant is chosen by ``cfg.selection`` (``temporal`` = TCUL, ``similarity`` = SUL,
 ``none``), ``cfg.centers`` (``update`` = Eq. 6-7, ``kmeans`` = PUL-style re-clustering
-every iteration) and ``cfg.finetune_from`` (``previous``, or ``source`` as PUL does).
+every iteration), ``cfg.finetune_from`` (``previous``, or ``source`` as PUL does) and
+``cfg.finetune_loss`` (``triplet`` = Eq. 4-5, or ``softmax``: PUL's cross-entropy through a
+fresh classifier over the cluster labels, see :func:`tcul_helpers.training.finetune`).
 
 **The one place where features are L2-normalised** is :func:`prepare_features`, right
 after every extraction, when ``cfg.l2_normalize`` is true (TCUL / SUL): k-means, Eq. 1-3
@@ -349,6 +351,7 @@ def adapt(
             "seconds": train_seconds,
             "skipped": skipped,
             "loss": stats.get("loss"),
+            "finetune_loss": cfg.finetune_loss,  # what "loss" is: triplet (Eq. 4-5) or softmax
             **_ground_truth_scores(labels, kept, truth),
             **scores,
         }
@@ -408,6 +411,21 @@ def run_data_matches(run_dir: str | Path, target: ReidDataset) -> bool:
         return True  # adapt reports the unreadable file itself
 
 
+def run_settings_match(run_dir: str | Path, cfg: Config) -> bool:
+    """False when ``run_dir`` holds a run computed with settings other than ``cfg``'s (those
+    that decide its numbers; e.g. a PUL-style run of an older kit, fine-tuned with the
+    triplet loss); True when it holds none or its configuration is unreadable (then
+    :func:`adapt` reports the problem itself)."""
+    path = Path(run_dir) / CONFIG
+    if not (Path(run_dir) / HISTORY).is_file() or not path.is_file():
+        return True
+    try:
+        old = Config.load(path)
+    except (OSError, json.JSONDecodeError, TypeError):
+        return True
+    return _comparable(old) == _comparable(cfg)
+
+
 def load_trace(run_dir: str | Path) -> dict[str, np.ndarray]:
     """Per-iteration arrays of a run: ``centers_t``, ``labels_t``, ``kept_t``."""
     path = Path(run_dir) / TRACE
@@ -428,5 +446,6 @@ __all__ = [
     "load_trace",
     "prepare_features",
     "run_data_matches",
+    "run_settings_match",
     "select",
 ]

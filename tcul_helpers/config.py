@@ -27,11 +27,16 @@ DEFAULT_PROFILE = "classroom"
 #: The method variants the kit runs side by side (method-notes.md, "Variants").
 VARIANTS: dict[str, dict[str, Any]] = {
     "tcul": {"selection": "temporal", "centers": "update", "finetune_from": "previous",
-             "l2_normalize": True},
+             "l2_normalize": True, "finetune_loss": "triplet"},
     "sul": {"selection": "similarity", "centers": "update", "finetune_from": "previous",
-            "l2_normalize": True},
+            "l2_normalize": True, "finetune_loss": "triplet"},
     "pul": {"selection": "similarity", "centers": "kmeans", "finetune_from": "source",
-            "l2_normalize": False},
+            "l2_normalize": False, "finetune_loss": "softmax"},
+}
+#: What a variant sets in one profile only: public PUL's SGD lr 1e-3 goes with the paper
+#: profile (its ResNet-50, 20 epochs); the CPU profiles' short schedules keep their own lr.
+VARIANT_PROFILE_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
+    ("pul", "paper"): {"target_lr": 1e-3},
 }
 
 
@@ -79,6 +84,7 @@ class Config:
     centers: str = "update"  # update (Eq. 6-7) | kmeans (PUL-style re-clustering)
     finetune_from: str = "previous"  # previous | source (PUL fine-tunes from f_theta0)
     l2_normalize: bool = True  # L2-normalise features once after extraction (PUL: false)
+    finetune_loss: str = "triplet"  # triplet (Eq. 4-5) | softmax (PUL: CE, fresh classifier)
     sim_threshold: float = 0.85
     singletons: str = "drop"  # drop | replace: pseudo-ids with one kept image
     kmeans_iters: int = 30
@@ -205,15 +211,16 @@ def get_config(profile: str | None = None, **overrides: Any) -> Config:
     cfg = Config(profile=profile, **base)
     variant = overrides.pop("variant", None)
     if variant is not None:
-        cfg = apply_overrides(cfg, variant_settings(variant))
+        cfg = apply_overrides(cfg, variant_settings(variant, profile))
     return apply_overrides(cfg, overrides)
 
 
-def variant_settings(variant: str) -> dict[str, Any]:
-    """Selection, centre and fine-tuning settings of a named variant (tcul | sul | pul)."""
+def variant_settings(variant: str, profile: str | None = None) -> dict[str, Any]:
+    """Selection, centre and fine-tuning settings of a named variant (tcul | sul | pul),
+    plus what it sets in ``profile`` only (:data:`VARIANT_PROFILE_SETTINGS`)."""
     if variant not in VARIANTS:
         raise TCULError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    return dict(VARIANTS[variant])
+    return {**VARIANTS[variant], **VARIANT_PROFILE_SETTINGS.get((variant, str(profile)), {})}
 
 
 _CHOICES = {
@@ -222,6 +229,7 @@ _CHOICES = {
     "selection": ("temporal", "similarity", "none"),
     "centers": ("update", "kmeans"),
     "finetune_from": ("previous", "source"),
+    "finetune_loss": ("triplet", "softmax"),
     "singletons": ("drop", "replace"),
     "world_scale": ("smoke", "classroom", "market-like"),
 }

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import pipeline
-from .algorithm import HISTORY, STATE, camera_pair_history, load_history
+from .algorithm import HISTORY, STATE, camera_pair_history, load_history, run_settings_match
 from .clustering import assign_clusters
 from .config import Config
 from .device import resolve_device
@@ -75,14 +75,17 @@ def _clear(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def _run_complete(run_dir: Path, n_iter: int, target) -> bool:
-    """True when ``run_dir`` holds a finished run of ``n_iter`` iterations on ``target``."""
+def _run_complete(run_dir: Path, run_cfg: Config, target) -> bool:
+    """True when ``run_dir`` holds a finished run of ``run_cfg.n_iter`` iterations on
+    ``target`` with the settings ``run_cfg`` (a run of an older kit is not reused)."""
     try:
         hist = json.loads((run_dir / HISTORY).read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return (hist.get("status") == "complete" and len(hist.get("iterations", [])) == n_iter
-            and hist.get("data_key") == target.content_key())
+    return (hist.get("status") == "complete"
+            and len(hist.get("iterations", [])) == run_cfg.n_iter
+            and hist.get("data_key") == target.content_key()
+            and run_settings_match(run_dir, run_cfg))
 
 
 def _world_summary(ds) -> dict:
@@ -264,9 +267,9 @@ def run_demo(
     run_dirs: dict[str, Path] = {}
     methods: dict[str, dict] = {"baseline": base}
     for variant in METHODS:
-        run_dir = run_dirs[variant] = pipeline.variant_dir(
-            pipeline.variant_config(cfg, variant), variant, out.parent)
-        done = (not fresh) and _run_complete(run_dir, cfg.n_iter, target)
+        run_cfg = pipeline.variant_config(cfg, variant)
+        run_dir = run_dirs[variant] = pipeline.variant_dir(run_cfg, variant, out.parent)
+        done = (not fresh) and _run_complete(run_dir, run_cfg, target)
         stages.run(variant, lambda v=variant, d=run_dir: pipeline.run_variant(
             cfg, v, model, target, d, device=dev, progress=progress, log=say, fresh=fresh,
             restart_on_other_data=True), done)

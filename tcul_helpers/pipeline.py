@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .algorithm import AdaptResult, adapt, run_data_matches
+from .algorithm import AdaptResult, adapt, run_data_matches, run_settings_match
 from .config import VARIANTS, Config, get_config, variant_settings
 from .data import load_dataset
 from .device import resolve_device
@@ -144,7 +144,7 @@ def ensure_source_model(
 
 def variant_config(cfg: Config, variant: str) -> Config:
     """``cfg`` with the selection / centre / fine-tuning settings of ``variant``."""
-    return cfg.replace(**variant_settings(variant))
+    return cfg.replace(**variant_settings(variant, cfg.profile))
 
 
 def run_variant(
@@ -159,11 +159,21 @@ def run_variant(
 ) -> AdaptResult:
     """:func:`tcul_helpers.algorithm.adapt` for a named variant (``tcul``, ``sul``, ``pul``).
     ``restart_on_other_data``: a run in ``run_dir`` computed on other data (e.g. a world
-    regenerated with new knobs) is started over instead of refused; the kit's own folders
-    under ``runs/`` (demo, notebooks) use it, a folder the user named does not."""
-    if restart_on_other_data and not run_data_matches(run_dir, target):
+    regenerated with new knobs) or with other settings (e.g. by an older kit whose variant
+    trained otherwise) is started over instead of refused; the kit's own folders under
+    ``runs/`` (demo, notebooks), named after their settings, use it; a folder the user named
+    does not."""
+    run_cfg = variant_config(cfg, variant)
+    if restart_on_other_data:
         log = kwargs.get("log")
-        if log:
-            log(f"{run_dir} was computed on other data: starting it over")
-        kwargs["fresh"] = True
-    return adapt(source_model, target, variant_config(cfg, variant), run_dir, **kwargs)
+        if not run_data_matches(run_dir, target):
+            reason = "on other data"
+        elif not run_settings_match(run_dir, run_cfg):
+            reason = "with other settings"
+        else:
+            reason = ""
+        if reason:
+            if log:
+                log(f"{run_dir} was computed {reason}: starting it over")
+            kwargs["fresh"] = True
+    return adapt(source_model, target, run_cfg, run_dir, **kwargs)

@@ -38,11 +38,15 @@ WORLD_SWEEPS = ("crowd_density", "reappear_prob")
 INFINITE_FRAMES = 10**7  # "no temporal window": every image of a group is kept
 
 _IGNORED = ("device", "num_workers", "eval_batch_size", "source_root", "target_root", "extra")
+#: settings added to Config after points were cached, with the value every older point was
+#: computed with: at that value they leave the fingerprint as it was (no needless re-runs)
+_ADDED_LATER = {"finetune_loss": "triplet"}
 
 
 def fingerprint(cfg: Config) -> str:
     """A short hash of the settings that decide a point's numbers (not paths or device)."""
-    d = {k: v for k, v in cfg.to_dict().items() if k not in _IGNORED}
+    d = {k: v for k, v in cfg.to_dict().items()
+         if k not in _IGNORED and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -3,10 +3,14 @@
 * :func:`train_source` - step 1 of Algorithm 1: cross-entropy + batch-hard triplet loss
   (margin ``cfg.source_margin``) on the labelled source set, Adam (``cfg.source_lr``),
   P x K batches (``cfg.batch_ids`` x ``cfg.num_instances_source``), ``cfg.source_epochs``.
-* :func:`finetune` - step (d): batch-hard triplet loss only (Eq. 4-5, margin ``cfg.margin``)
-  on the embedding of the selected images with their pseudo-labels, SGD (``cfg.target_lr``,
-  ``cfg.momentum``, ``cfg.weight_decay``), random erasing + flip, P x K batches over
-  pseudo-labels (``cfg.batch_ids`` x ``cfg.batch_instances``), ``cfg.target_epochs``.
+* :func:`finetune` - step (d) on the selected images with their pseudo-labels, SGD
+  (``cfg.target_lr``, ``cfg.momentum``, ``cfg.weight_decay``), random erasing + flip, P x K
+  batches over pseudo-labels (``cfg.batch_ids`` x ``cfg.batch_instances``),
+  ``cfg.target_epochs``. The loss is ``cfg.finetune_loss``: ``triplet`` (TCUL, SUL) is the
+  batch-hard triplet loss only (Eq. 4-5, margin ``cfg.margin``) on the embedding;
+  ``softmax`` (PUL-style, as the public PUL code) is cross-entropy through a *fresh*
+  classifier ``Dropout(0.5) -> Linear(embedding_dim, K')`` over the K' pseudo-identities
+  being trained (:class:`PseudoLabelClassifier`), thrown away after the step.
 
 Both seed torch, NumPy and the sampler from one seed, so the same seed on a CPU gives the
 same weights; on CUDA they use float16 autocast + GradScaler (``cfg.amp``) and channels-last.
@@ -23,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -56,6 +61,53 @@ class TooFewSamplesError(TCULError):
 
 #: ``loss_fn(model_output, labels) -> (loss, {name: value})`` for one batch
 LossFn = Callable[[object, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+#: the values of ``cfg.finetune_loss``
+FINETUNE_LOSSES = ("triplet", "softmax")
+
+#: dropout before PUL's fresh classifier, and the std of its N(0, std) weight init
+#: (``Dropout(0.5)`` and ``RandomNormal(stddev=0.001)`` in the public ``PUL/unsupervised.py``)
+PUL_DROPOUT = 0.5
+PUL_INIT_STD = 0.001
+
+
+class PseudoLabelClassifier(nn.Module):
+    """PUL's fresh softmax head: ``Dropout(0.5) -> Linear(embedding_dim, num_classes)``.
+
+    Weights are drawn from N(0, 0.001), biases are 0 (as PUL's ``fc8``). It lives only
+    for one fine-tuning step: :func:`finetune` builds a new one each call and drops it.
+    """
+
+    def __init__(self, embedding_dim: int, num_classes: int,
+                 dropout: float = PUL_DROPOUT, init_std: float = PUL_INIT_STD) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(int(embedding_dim), int(num_classes))
+        nn.init.normal_(self.fc.weight, mean=0.0, std=init_std)
+        nn.init.zeros_(self.fc.bias)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of pseudo-identities the head classifies."""
+        return self.fc.out_features
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        """Logits over the pseudo-identities."""
+        return self.fc(self.dropout(emb))
+
+
+class _WithHead(nn.Module):
+    """``net`` plus a temporary head: ``forward(x) -> (embedding, head(embedding))``."""
+
+    def __init__(self, net: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(x)
+        emb = out[0] if isinstance(out, tuple) else out
+        return emb, self.head(emb)
 
 
 def _check_enough(n_images: int, n_ids: int, P: int, K: int, what: str) -> None:
@@ -216,22 +268,34 @@ def finetune(
     """Fine-tune ``model`` in place on the selected target images (step (d) of Algorithm 1).
 
     ``pseudo_labels[i]`` is the cluster ``l_i`` (Eq. 1-2) of ``records[i]``. Single-image
-    pseudo-identities follow ``cfg.singletons`` (see :func:`apply_singleton_rule`). Loss:
-    batch-hard triplet (Eq. 4-5, margin ``cfg.margin``) on the embedding; SGD
+    pseudo-identities follow ``cfg.singletons`` (see :func:`apply_singleton_rule`). SGD
     (``cfg.target_lr``, ``cfg.momentum``, ``cfg.weight_decay``); random erasing + flip;
     P x K batches (``cfg.batch_ids`` x ``cfg.batch_instances``) over pseudo-labels;
     ``cfg.target_epochs`` epochs. The classifier is dropped first (the paper removes the
     last FC for target training). Seeds everything with ``seed`` (default ``cfg.seed``; pass
     e.g. ``cfg.seed + iteration`` for different augmentations in each iteration).
 
+    Loss (``cfg.finetune_loss``): ``triplet`` - batch-hard triplet (Eq. 4-5, margin
+    ``cfg.margin``) on the embedding; ``softmax`` - cross-entropy through a new
+    :class:`PseudoLabelClassifier` on the embedding, over the pseudo-identities left after
+    the singleton rule, relabelled 0..K'-1 in sorted order (clusters with no kept image get
+    no output). The head is trained with the network by the same optimiser and discarded
+    at the end: ``model`` comes back without a classifier either way.
+
     Returns stats: ``epoch_loss`` (mean loss per epoch), ``loss`` (last epoch's),
-    ``active_fraction`` per epoch, ``batches``, ``images``, ``images_per_s``, ``seconds``,
-    ``num_images``/``num_ids`` (used), ``dropped_singletons``, ``P``, ``K``.
+    ``finetune_loss``, ``active_fraction`` per epoch (triplet) or ``accuracy`` per epoch
+    (softmax: training batches, dropout on) and ``num_classes`` (K'), ``batches``,
+    ``images``, ``images_per_s``, ``seconds``, ``num_images``/``num_ids`` (used),
+    ``dropped_singletons``, ``P``, ``K``.
     Raises TooFewSamplesError when the images cannot fill one batch, NonFiniteLossError when
     the loss diverges.
     """
     device = resolve_device(device)
     seed = cfg.seed if seed is None else int(seed)
+    if cfg.finetune_loss not in FINETUNE_LOSSES:
+        raise TCULError(f"unknown finetune_loss {cfg.finetune_loss!r}: use one of "
+                        f"{', '.join(FINETUNE_LOSSES)}")
+    softmax = cfg.finetune_loss == "softmax"
     records = list(records)
     labels = np.asarray(pseudo_labels)
     if labels.ndim != 1 or len(labels) != len(records):
@@ -242,6 +306,8 @@ def finetune(
     keep = apply_singleton_rule(labels, cfg.singletons)
     used = [records[i] for i in keep]
     used_labels = labels[keep].astype(np.int64)
+    if softmax:  # class indices of the fresh classifier: 0..K'-1, in sorted label order
+        used_labels = np.unique(used_labels, return_inverse=True)[1].astype(np.int64)
     n_ids = len(np.unique(used_labels))
     P, K = cfg.batch_ids, cfg.batch_instances
     _check_enough(len(used), n_ids, P, K, "fine-tuning")
@@ -249,28 +315,41 @@ def finetune(
     if isinstance(model, ReidNet):
         model.drop_classifier()
     model_to_device(model, device)
+    trained: nn.Module = model
+    params = list(model.parameters())
+    if softmax:
+        dim = int(getattr(model, "embedding_dim", cfg.embedding_dim))
+        head = PseudoLabelClassifier(dim, n_ids).to(device)
+        trained = _WithHead(model, head)
+        params += list(head.parameters())
     cache = resolve_cache(image_cache, len(used), cfg.height, cfg.width)
     dataset = ImageDataset(used, build_transforms(cfg, train=True), labels=used_labels,
                            cache=cache if cache is not None else False, progress=progress)
     sampler = PKSampler(used_labels, P, K, seed=seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.target_lr, momentum=cfg.momentum,
+    optimizer = torch.optim.SGD(params, lr=cfg.target_lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
 
-    def loss_fn(out, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def triplet_fn(out, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         emb = out[0] if isinstance(out, tuple) else out
         loss, mined = batch_hard_triplet_loss(emb, y, cfg.margin, return_details=True)
         return loss, {"active_fraction": mined.active_fraction}
 
+    def softmax_fn(out, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = out[1].float()
+        loss = F.cross_entropy(logits, y)
+        return loss, {"accuracy": float((logits.detach().argmax(1) == y).float().mean())}
+
     loader = _make_loader(dataset, sampler, cfg, device, seed)
-    hist = _run_epochs(model, loader, sampler, optimizer, loss_fn, cfg, device,
-                       cfg.target_epochs, "fine-tuning", progress, log)
+    hist = _run_epochs(trained, loader, sampler, optimizer, softmax_fn if softmax else triplet_fn,
+                       cfg, device, cfg.target_epochs, "fine-tuning", progress, log)
     model.eval()
     seconds = float(sum(hist["seconds"]))
     batches = len(sampler) * cfg.target_epochs
     images = batches * sampler.batch_size
-    return {
+    stats = {
         "epoch_loss": hist["loss"],
         "loss": hist["loss"][-1] if hist["loss"] else float("nan"),
+        "finetune_loss": cfg.finetune_loss,
         "active_fraction": hist.get("active_fraction", []),
         "batches": batches,
         "images": images,
@@ -282,3 +361,7 @@ def finetune(
         "P": sampler.P,
         "K": sampler.K,
     }
+    if softmax:
+        stats["accuracy"] = hist.get("accuracy", [])
+        stats["num_classes"] = n_ids
+    return stats

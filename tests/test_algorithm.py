@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from tcul_helpers.algorithm import (
     load_trace,
     prepare_features,
     run_data_matches,
+    run_settings_match,
 )
 from tcul_helpers.config import get_config
 from tcul_helpers.data import load_dataset
@@ -140,6 +142,41 @@ def test_variants_run(world, tmp_path, variant):
     saved = json.loads((tmp_path / variant / "config.json").read_text())
     assert saved["selection"] == "similarity"
     assert saved["centers"] == ("kmeans" if variant == "pul" else "update")
+    assert saved["finetune_loss"] == ("softmax" if variant == "pul" else "triplet")
+    # the checkpoint is the plain embedding network (PUL's fresh classifier is not kept)
+    net, _ = load_checkpoint(tmp_path / variant / CHECKPOINT)
+    assert net.classifier is None and net.num_classes == 0
+    rec = res.history[0]
+    assert rec["n_ids_trained"] > 1 and math.isfinite(rec["loss"])
+    assert rec["finetune_loss"] == saved["finetune_loss"]
+    if variant == "pul":  # cross-entropy of a new head: one smoke epoch starts at ln(K')
+        assert rec["loss"] == pytest.approx(math.log(rec["n_ids_trained"]), abs=0.3)
+
+
+def test_a_run_of_an_older_kit_in_the_kits_own_folder_is_started_over(world, tmp_path):
+    """A PUL-style run written before the softmax fine-tuning (its config.json has no
+    finetune_loss: the triplet loss) is refused by adapt, started over by run_variant for
+    the kit's own folders, and not taken as done by the demo."""
+    from tcul_helpers.demo import _run_complete
+
+    cfg, target, model = world
+    cfg = cfg.replace(n_iter=1)
+    new = pipeline.variant_config(cfg, "pul")
+    run = tmp_path / "pul"
+    adapt(model, target, new.replace(finetune_loss="triplet"), run, "cpu", progress=False)
+    saved = json.loads((run / "config.json").read_text())
+    del saved["finetune_loss"]
+    (run / "config.json").write_text(json.dumps(saved))
+    assert not run_settings_match(run, new) and not _run_complete(run, new, target)
+    with pytest.raises(TCULError, match="other settings.*finetune_loss"):
+        adapt(model, target, new, run, "cpu", progress=False)
+    messages: list[str] = []
+    pipeline.run_variant(cfg, "pul", model, target, run, device="cpu", progress=False,
+                         restart_on_other_data=True, log=messages.append)
+    assert "computed with other settings" in messages[0]
+    assert json.loads((run / "config.json").read_text())["finetune_loss"] == "softmax"
+    assert run_settings_match(run, new) and _run_complete(run, new, target)
+    assert run_settings_match(tmp_path / "none", new)  # no run there yet
 
 
 def test_no_selection_keeps_everything(world, tmp_path):

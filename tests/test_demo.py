@@ -303,3 +303,19 @@ def test_continuity_table_puts_each_world_beside_its_own_baseline(tmp_path):
     text = write_report(res, tmp_path, {}).read_text()
     assert "| crowd density | baseline mAP | TCUL mAP | SUL mAP | TCUL - SUL |" in text
     assert "| 2 | 9.0 | 30.0 | 12.5 | 17.5 | 0.600 |" in text
+
+
+def test_a_setting_added_later_leaves_older_fingerprints_alone():
+    """``finetune_loss`` came after sweep points and demo baselines were cached: at the value
+    they were all computed with (triplet) it is left out of the fingerprint, so they stay
+    valid; PUL's softmax makes another fingerprint."""
+    import hashlib
+
+    from tcul_helpers import sweeps
+
+    cfg = get_config("smoke")
+    older = {k: v for k, v in cfg.to_dict().items()
+             if k not in sweeps._IGNORED and k != "finetune_loss"}
+    blob = json.dumps(older, sort_keys=True).encode()
+    assert sweeps.fingerprint(cfg) == hashlib.sha1(blob).hexdigest()[:12]
+    assert sweeps.fingerprint(cfg.replace(finetune_loss="softmax")) != sweeps.fingerprint(cfg)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tcul_helpers import training
 from tcul_helpers.config import get_config
 from tcul_helpers.device import make_generator, resolve_device, seed_everything
 from tcul_helpers.errors import TCULError
@@ -200,3 +201,120 @@ def test_seed_everything_repeats_all_generators():
                        torch.rand(2, generator=make_generator(3)))
     with pytest.raises(TCULError, match="integer"):
         seed_everything("7")
+
+
+# --------------------------------------------------------------- PUL-style softmax fine-tuning
+def _heads(monkeypatch) -> list[tuple[training.PseudoLabelClassifier, torch.Tensor]]:
+    """Record every classifier finetune builds, with its weights as first drawn."""
+    made: list[tuple[training.PseudoLabelClassifier, torch.Tensor]] = []
+
+    class Spy(training.PseudoLabelClassifier):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append((self, self.fc.weight.detach().clone()))
+
+    monkeypatch.setattr(training, "PseudoLabelClassifier", Spy)
+    return made
+
+
+def test_softmax_finetune_learns_the_pseudo_labels_with_a_fresh_head(records, monkeypatch):
+    made = _heads(monkeypatch)
+    cfg = tiny_cfg(finetune_loss="softmax", target_epochs=15, target_lr=0.05, batch_ids=6,
+                   batch_instances=4)  # one batch of all 24 images per epoch
+    pseudo = np.array([10 * r.pid + 3 for r in records])  # 6 clusters, ids 3..53 (gaps)
+    torch.manual_seed(0)
+    model = build_model("compact", N_IDS, cfg.embedding_dim)  # a source classifier
+    stats = finetune(model, records, pseudo, cfg, "cpu", progress=False)
+    # one new head over the 6 kept clusters (relabelled 0..5, not 54 outputs), dropout 0.5
+    assert len(made) == 1
+    head, first = made[0]
+    assert head.num_classes == 6 == stats["num_classes"] == stats["num_ids"]
+    assert head.fc.in_features == cfg.embedding_dim and head.dropout.p == 0.5
+    assert float(first.std()) == pytest.approx(0.001, rel=0.3)
+    assert torch.count_nonzero(head.fc.bias) > 0  # it was trained (bias starts at 0)
+    # a fresh head predicts nothing yet: the first epoch starts near ln(6); then it learns
+    assert stats["finetune_loss"] == "softmax" and stats["active_fraction"] == []
+    losses = stats["epoch_loss"]
+    assert abs(losses[0] - math.log(6)) < 0.35
+    assert losses[-1] < 0.5 * losses[0] and stats["accuracy"][-1] > stats["accuracy"][0]
+    # the network comes back bare: no classifier, no head parameters, eval mode
+    assert model.classifier is None and not model.training
+    assert model.state_dict().keys() == build_model("compact", 0, 16).state_dict().keys()
+
+
+def test_softmax_head_starts_near_chance_at_lr_zero(records):
+    """With no update the loss is the fresh head's: ln(K') for K' kept clusters."""
+    cfg = tiny_cfg(finetune_loss="softmax", target_lr=0.0, target_epochs=1)
+    model = build_model("compact", 0, cfg.embedding_dim)
+    pseudo = np.array([r.pid // 2 for r in records])  # 3 clusters of 8 images
+    stats = finetune(model, records, pseudo, cfg, "cpu", progress=False)
+    assert stats["loss"] == pytest.approx(math.log(3), abs=0.02)
+
+
+def test_each_softmax_call_builds_a_new_head(records, monkeypatch):
+    made = _heads(monkeypatch)
+    cfg = tiny_cfg(finetune_loss="softmax", target_epochs=3, target_lr=0.05)
+    model = build_model("compact", 0, cfg.embedding_dim)
+    finetune(model, records, np.array([r.pid for r in records]), cfg, "cpu", progress=False)
+    finetune(model, records, np.array([r.pid // 2 for r in records]), cfg, "cpu",
+             progress=False, seed=cfg.seed + 1)
+    (h1, _), (h2, w2) = made
+    assert h1 is not h2 and (h1.num_classes, h2.num_classes) == (6, 3)
+    # the second head is newly drawn (std 0.001), not the first one's trained weights
+    assert float(w2.std()) == pytest.approx(0.001, rel=0.3)
+    assert not torch.equal(h2.fc.weight, w2)
+    assert model.classifier is None
+
+
+def test_softmax_finetune_is_deterministic_and_differs_from_triplet(records):
+    pseudo = np.array([r.pid for r in records])
+    torch.manual_seed(0)
+    start = build_model("compact", 0, 16)
+    runs = {}
+    for name, loss in (("a", "softmax"), ("b", "softmax"), ("t", "triplet")):
+        m = build_model("compact", 0, 16)
+        m.load_state_dict(start.state_dict())
+        cfg = tiny_cfg(finetune_loss=loss, target_epochs=2)
+        runs[name] = (m, finetune(m, records, pseudo, cfg, "cpu", progress=False))
+    (a, sa), (b, sb), (t, st) = runs["a"], runs["b"], runs["t"]
+    assert states_equal(a, b) and sa["epoch_loss"] == sb["epoch_loss"]
+    assert not states_equal(a, start) and not states_equal(a, t)
+    assert st["finetune_loss"] == "triplet" and len(st["active_fraction"]) == 2
+    assert "num_classes" not in st and "accuracy" not in st
+
+
+def test_softmax_finetune_divergence_is_reported(records):
+    with pytest.raises(NonFiniteLossError, match="diverged"):
+        finetune(build_model("compact", 0, 16), records, np.array([r.pid for r in records]),
+                 tiny_cfg(finetune_loss="softmax", target_lr=1e30, target_epochs=3), "cpu",
+                 progress=False)
+
+
+def test_variants_choose_their_fine_tuning_loss():
+    from tcul_helpers.pipeline import variant_config
+
+    for profile in ("smoke", "classroom", "paper"):
+        assert get_config(profile).finetune_loss == "triplet"
+        for variant, loss in (("tcul", "triplet"), ("sul", "triplet"), ("pul", "softmax")):
+            assert get_config(profile, variant=variant).finetune_loss == loss
+            # a variant sets its loss whatever configuration it is applied to
+            other = get_config(profile, variant="pul" if variant != "pul" else "tcul")
+            assert variant_config(other, variant).finetune_loss == loss
+    with pytest.raises(TCULError, match="triplet, softmax"):
+        get_config("smoke", finetune_loss="arcface")
+
+
+def test_pul_style_takes_publics_pul_lr_in_the_paper_profile_only():
+    from tcul_helpers.pipeline import variant_config
+
+    paper = get_config("paper")
+    assert get_config("paper", variant="pul").target_lr == 1e-3  # PUL/unsupervised.py
+    assert variant_config(paper, "pul").target_lr == 1e-3  # the demo / notebooks path
+    for variant in ("tcul", "sul"):
+        assert get_config("paper", variant=variant).target_lr == paper.target_lr == 5e-4
+    for profile in ("smoke", "classroom"):  # the CPU profiles keep their own lr
+        own = get_config(profile).target_lr
+        assert get_config(profile, variant="pul").target_lr == own
+        assert variant_config(get_config(profile), "pul").target_lr == own
+    # an explicit setting (``--set target_lr=...``) comes after the variant and wins
+    assert get_config("paper", variant="pul", target_lr=2e-3).target_lr == 2e-3
