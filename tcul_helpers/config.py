@@ -5,8 +5,9 @@
 seconds. Every notebook and command takes a profile; ``--set key=value`` overrides fields.
 
 Networks (``arch``): ``resnet50`` (the paper's), ``resnet18``, ``compact`` (the CPU
-profiles' default, from scratch) and ``mobilenet_v2``. The ImageNet start in any profile
-is ``--set arch=mobilenet_v2 --set imagenet_init=true`` (``make demo INIT=imagenet``): its
+profiles' default, from scratch) and ``mobilenet_v2``. The two *starts* of f_theta0
+(:data:`STARTS`): ``scratch`` and ``imagenet``, chosen with ``--start`` / ``start=`` /
+``make demo INIT=imagenet``; on the CPU profiles the ImageNet start is MobileNetV2, whose
 weights ship with the kit's install, so it works offline (see :mod:`tcul_helpers.models`).
 """
 
@@ -198,7 +199,8 @@ def get_config(profile: str | None = None, **overrides: Any) -> Config:
     """The configuration of ``profile`` (default: ``$TCUL_PROFILE`` or ``classroom``).
 
     ``overrides`` replace fields, e.g. ``get_config("smoke", lambda_fr=50)``. A ``variant``
-    override (``tcul``, ``sul``, ``pul``) sets selection, centres and fine-tuning start.
+    override (``tcul``, ``sul``, ``pul``) sets selection, centres and fine-tuning start; a
+    ``start`` override (``scratch``, ``imagenet``) the network and its initialisation.
     """
     profile = profile or os.environ.get("TCUL_PROFILE", DEFAULT_PROFILE)
     if profile not in PROFILES:
@@ -209,10 +211,39 @@ def get_config(profile: str | None = None, **overrides: Any) -> Config:
         if key in base:
             base[key] = base[key].format(scale=scale)
     cfg = Config(profile=profile, **base)
+    start = overrides.pop("start", None)
+    if start is not None:
+        cfg = apply_overrides(cfg, start_settings(profile, start))
     variant = overrides.pop("variant", None)
     if variant is not None:
         cfg = apply_overrides(cfg, variant_settings(variant, profile))
     return apply_overrides(cfg, overrides)
+
+
+#: The two starts of f_theta0 the kit compares (issue 10): from scratch, or from ImageNet
+#: weights (the paper's start). Per profile, the settings each start sets: the CPU profiles'
+#: ImageNet start is torchvision's MobileNetV2 (shipped offline), the paper's ResNet-50.
+STARTS = ("scratch", "imagenet")
+_START_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"scratch": dict(arch="resnet50", imagenet_init=False),
+              "imagenet": dict(arch="resnet50", imagenet_init=True)},
+    "classroom": {"scratch": dict(arch="compact", imagenet_init=False),
+                  "imagenet": dict(arch="mobilenet_v2", imagenet_init=True)},
+    "smoke": {"scratch": dict(arch="compact", imagenet_init=False),
+              "imagenet": dict(arch="mobilenet_v2", imagenet_init=True)},
+}
+
+
+def start_settings(profile: str, start: str) -> dict[str, Any]:
+    """The settings of ``start`` (``scratch`` | ``imagenet``) in ``profile``."""
+    if start not in STARTS:
+        raise TCULError(f"unknown start {start!r}: use one of {', '.join(STARTS)}")
+    return dict(_START_SETTINGS[profile][start])
+
+
+def start_of(cfg: Config) -> str:
+    """Which start ``cfg``'s f_theta0 has: ``imagenet`` (ImageNet weights) or ``scratch``."""
+    return "imagenet" if cfg.imagenet_init else "scratch"
 
 
 def variant_settings(variant: str, profile: str | None = None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import numpy as np
 from . import pipeline
 from .algorithm import HISTORY, STATE, camera_pair_history, load_history, run_settings_match
 from .clustering import assign_clusters
-from .config import Config
+from .config import STARTS, Config, get_config, start_of
 from .device import resolve_device
 from .evaluation import evaluate_model
 from .report import write_report
@@ -63,11 +63,12 @@ class _Stages:
 
 
 def default_out(cfg: Config, runs: str | Path = "runs") -> Path:
-    """Where ``make demo`` writes the report of ``cfg``'s profile and seed: ``runs/demo``
-    for the default (classroom, seed 0), else ``runs/demo-<profile>-seed<S>``."""
+    """Where ``make demo`` writes the report of ``cfg``'s profile, seed and start:
+    ``runs/demo`` for the default (classroom, seed 0, the profile's start), else
+    ``runs/demo-<profile>-seed<S>``; the other start adds ``-<start>``."""
     name = "demo" if (cfg.profile, cfg.seed) == ("classroom", 0) else (
         f"demo-{cfg.profile}-seed{cfg.seed}")
-    return Path(runs) / name
+    return Path(runs) / f"{name}{pipeline.start_suffix(cfg)}"
 
 
 def _clear(out: Path) -> None:
@@ -123,6 +124,51 @@ def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> 
     metrics = {k: float(metrics[k]) for k in METRICS if k in metrics}
     path.write_text(json.dumps({"key": key, "metrics": metrics}, indent=1) + "\n")
     return metrics, False
+
+
+def _realism(cfg: Config, source, target, out: Path) -> dict:
+    """Realism statistics of both worlds (:mod:`tcul_helpers.realism`), cached in
+    ``out/realism.json`` under the worlds' data keys."""
+    from .realism import realism_statistics
+
+    path = out / "realism.json"
+    key = {"source": source.content_key(), "target": target.content_key(),
+           "lambda_fr": cfg.lambda_fr}
+    try:
+        data = json.loads(path.read_text())
+        if data.get("key") == key:
+            return data["stats"]
+    except (OSError, json.JSONDecodeError, KeyError, AttributeError):
+        pass
+    stats = {name: realism_statistics(ds, lambda_fr=cfg.lambda_fr, seed=cfg.seed)
+             for name, ds in (("source", source), ("target", target))}
+    _write_json(path, {"key": key, "stats": stats})
+    return stats
+
+
+_START_KEYS = ("methods", "histories", "camera_pairs", "sweeps", "date")
+
+
+def _starts(cfg: Config, out_dir: Path, results: dict) -> dict[str, dict]:
+    """What the report compares across the two starts of f_theta0, for this profile and
+    seed: this run's numbers, and the other start's from its own demo folder
+    (:func:`default_out`) when that demo ran on the same worlds;
+    ``{start: {"methods", "histories", "camera_pairs", "sweeps", "date", "out"}}``."""
+    out: dict[str, dict] = {results["start"]: {k: results.get(k) for k in _START_KEYS}}
+    out[results["start"]]["out"] = str(out_dir)
+    for start in STARTS:
+        if start in out:
+            continue
+        other = get_config(cfg.profile, seed=cfg.seed, start=start)
+        path = default_out(other, out_dir.parent) / "results.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if data.get("data_keys") == results["data_keys"] and data.get("start") == start:
+            out[start] = {k: data.get(k) for k in _START_KEYS}
+            out[start]["out"] = str(path.parent)
+    return out
 
 
 def _save(fig, path: Path) -> str:
@@ -222,7 +268,7 @@ def run_demo(
     t_start = time.perf_counter()
     out = Path(out_dir)
     # f_theta0 and the runs live in runs/<profile>/seed<S>, shared with the CLI and notebooks
-    source_dir = pipeline.run_root(cfg, out.parent) / "source"
+    source_dir = pipeline.source_dir(cfg, out.parent)
     if fresh:
         _clear(out)
         (source_dir / "model.pt").unlink(missing_ok=True)
@@ -294,12 +340,16 @@ def run_demo(
         "histories": histories,
         "camera_pairs": {v: camera_pair_history(d, target) for v, d in run_dirs.items()},
         "worlds": {"source": _world_summary(source), "target": _world_summary(target)},
+        "data_keys": {"source": source.content_key(), "target": target.content_key()},
+        "start": start_of(cfg),
+        "realism": stages.run("realism", lambda: _realism(cfg, source, target, out)),
         "sweeps": {
             "dir": str(sweeps_dir),
             "status": {name: len(pts) for name, pts in sweeps.items()} or "not computed",
             "points": sweeps,
         },
     }
+    results["starts"] = _starts(cfg, out, results)
     figures = stages.run("figures", lambda: _figures(cfg, target, out, run_dirs["tcul"],
                                                      histories, sweeps, results))
     results["figures"] = {k: os.path.relpath(v, out) for k, v in figures.items()}

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .algorithm import AdaptResult, adapt, run_data_matches, run_settings_match
-from .config import VARIANTS, Config, get_config, variant_settings
+from .config import VARIANTS, Config, get_config, start_of, variant_settings
 from .data import load_dataset
 from .device import resolve_device
 from .models import ReidNet, load_checkpoint, save_checkpoint
@@ -77,6 +77,19 @@ def world_key(cfg: Config, preset: str, world_overrides: dict[str, Any] | None =
 def run_root(cfg: Config, runs: str | Path = "runs") -> Path:
     """``runs/<profile>/seed<S>``: the folder of one profile and seed."""
     return Path(runs) / cfg.profile / f"seed{cfg.seed}"
+
+
+def start_suffix(cfg: Config) -> str:
+    """``""`` for the profile's own start of f_theta0, ``-imagenet`` / ``-scratch`` for the
+    other one: the one place that names the folders of the two starts apart (the source
+    model, the demo report, the sweeps), so that both can be kept and compared."""
+    start = start_of(cfg)
+    return "" if start == start_of(get_config(cfg.profile)) else f"-{start}"
+
+
+def source_dir(cfg: Config, runs: str | Path = "runs") -> Path:
+    """``runs/<profile>/seed<S>/source[-<start>]``: the folder of f_theta0."""
+    return run_root(cfg, runs) / f"source{start_suffix(cfg)}"
 
 
 def variant_dir(run_cfg: Config, variant: str, runs: str | Path = "runs") -> Path:

@@ -223,6 +223,96 @@ def _table2(results: dict) -> list[str]:
     return lines
 
 
+START_NAMES = {"scratch": "from scratch", "imagenet": "ImageNet start"}
+
+
+def _realism(results: dict) -> list[str]:
+    """Table: the realism statistics of both worlds beside the real-data anchor."""
+    from .realism import GOALS, REAL_ANCHOR
+
+    stats = results.get("realism") or {}
+    if not stats:
+        return []
+    names = [n for n in ("source", "target") if stats.get(n)]
+
+    def cell(name: str, part: str, key: str, spec: str = ".1f", unit: str = "") -> str:
+        v = (stats[name].get(part) or {}).get(key)
+        return "n/a" if v is None else f"{format(float(v), spec)}{unit}"
+
+    rows = [
+        ("whole-crop colour histogram rank-1 (%)", "retrieval", "rank1", ".1f", "",
+         f"{REAL_ANCHOR['rank1']} (Market-1501, colour names)"),
+        ("whole-crop colour histogram mAP (%)", "retrieval", "mAP", ".1f", "",
+         f"{REAL_ANCHOR['mAP']} (Market-1501, colour names)"),
+        ("chance rank-1 / mAP (%), random distances", "retrieval", "chance_rank1", ".1f", "",
+         "~0.1 rank-1"),
+        ("nearest gallery image in the query's camera", "retrieval", "nn_same_camera", ".0f",
+         "%", "-"),
+        ("... by chance (random distances)", "retrieval", "chance_nn_same_camera", ".0f", "%",
+         "-"),
+        ("person's share of the crop (renderer's mask)", "crop", "person_share_mean", ".0f", "%",
+         "most of a tight DPM box"),
+        ("background histogram similarity within a camera", "crop",
+         "background_similarity_within_camera", ".3f", "", "-"),
+        ("background histogram similarity across cameras", "crop",
+         "background_similarity_across_cameras", ".3f", "", "-"),
+        ("images per visit", "time", "images_per_visit", ".2f", "", "~4 (Market-1501)"),
+        ("other people in the camera within +-lambda_fr", "time", "crowding_mean", ".2f", "",
+         "-"),
+    ]
+    lines = ["| statistic | " + " | ".join(f"{n} world" for n in names) + " | real data |",
+             "|---|" + "---|" * len(names) + "---|"]
+    for label, part, key, spec, unit, real in rows:
+        cells = [cell(n, part, key, spec, unit) for n in names]
+        if key == "chance_rank1":
+            cells = [f"{c} / {cell(n, part, 'chance_mAP')}" for c, n in zip(cells, names,
+                                                                            strict=True)]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {real} |")
+    t = (stats.get("target") or {}).get("retrieval") or {}
+    if t:
+        ok = (t["rank1"] >= GOALS["rank1_min"] and GOALS["mAP_min"] <= t["mAP"]
+              <= GOALS["mAP_max"])
+        lines += ["", f"The target world's goal (data/README.md, \"Calibration\"): a whole-crop "
+                  f"colour histogram far above chance (rank-1 >= {GOALS['rank1_min']:g}, mAP >= "
+                  f"{GOALS['mAP_min']:g}) that does not solve re-id (mAP <= "
+                  f"{GOALS['mAP_max']:g}): **{'met' if ok else 'NOT met'}** (rank-1 "
+                  f"{t['rank1']:.1f}, mAP {t['mAP']:.1f}). None of these statistics involves a "
+                  "trained network or the paper's claims; `python -m tcul_helpers world --stats "
+                  "--dataset market1501 --out DIR` measures a real folder the same way."]
+    return lines + [""]
+
+
+def _starts(results: dict) -> list[str]:
+    """Table 2 and the claims for both starts of f_theta0, side by side."""
+    starts = results.get("starts") or {}
+    if not starts:
+        return []
+    order = [s for s in ("scratch", "imagenet") if s in starts]
+    lines = ["| method | " + " | ".join(START_NAMES[s] for s in order) + " |",
+             "|---|" + "---|" * len(order)]
+    for key in ("baseline", "pul", "sul", "tcul"):
+        cells = []
+        for s in order:
+            m = (starts[s].get("methods") or {}).get(key) or {}
+            cells.append(f"{_num(m.get('rank1'))} / {_num(m.get('rank5'))} / "
+                         f"{_num(m.get('mAP'))}")
+        lines.append(f"| {METHOD_NAMES[key]} | " + " | ".join(cells) + " |")
+    lines += ["", "Cells are rank-1 / rank-5 / mAP (%) on the same worlds. " + "; ".join(
+        f"{START_NAMES[s]}: `{starts[s].get('out')}` ({starts[s].get('date', 'n/a')})"
+        for s in order) + "."]
+    missing = [s for s in ("scratch", "imagenet") if s not in starts]
+    for s in missing:
+        flag = "" if s == "scratch" else " INIT=imagenet"
+        lines += ["", f"The {START_NAMES[s]} is not computed for these worlds yet: "
+                  f"`make demo{flag}` (same PROFILE and SEED) computes it; this report then "
+                  "shows both."]
+    for s in order:
+        if s != results.get("start"):  # this run's claims close the report
+            lines += ["", f"Claims, {START_NAMES[s]} (its own demo report has the details):",
+                      "", *claims(starts[s])]
+    return lines + [""]
+
+
 def _fig(figures: dict[str, str], key: str, caption: str, out_dir: Path) -> list[str]:
     path = figures.get(key)
     if not path:
@@ -282,7 +372,9 @@ def write_report(results: dict, out_dir: str | Path, figures: dict[str, str]) ->
             f"{w.get('train', {}).get('images')} train images, "
             f"{w.get('query', {}).get('images')} query, {w.get('gallery', {}).get('images')} "
             "gallery" for k, w in worlds.items())]
-    lines += ["", "## 1. Table 2: baseline, PUL-style, SUL and TCUL", ""] + _table2(results)
+    lines += ["", "## 0. Is the world believable? Realism statistics", ""] + _realism(results)
+    lines += ["## 1. Table 2: baseline, PUL-style, SUL and TCUL", ""] + _table2(results)
+    lines += ["", "### The two starts of f_theta0 side by side", ""] + _starts(results)
     lines += ["", "## 2. Reliable samples per iteration (Fig. 5) and their precision", ""]
     lines += _fig(figures, "fig5", "Fig. 5: reliable samples and precision", out_dir)
     lines += _fig(figures, "iterations", "metrics per iteration", out_dir)

@@ -77,6 +77,13 @@ class LabSession:
 
         return run_root(self.cfg, self.runs_dir)
 
+    @property
+    def source_dir(self) -> Path:
+        """The folder of f_theta0 (:func:`tcul_helpers.pipeline.source_dir`)."""
+        from .pipeline import source_dir
+
+        return source_dir(self.cfg, self.runs_dir)
+
     def run_dir(self, variant: str, **overrides: Any) -> Path:
         """The folder of one variant's run with ``overrides``
         (:func:`tcul_helpers.pipeline.variant_dir`)."""
@@ -132,7 +139,7 @@ class LabSession:
             from .pipeline import ensure_source_model
 
             self._source_model = ensure_source_model(
-                self.cfg, self.source, self.root / "source", progress=self.progress,
+                self.cfg, self.source, self.source_dir, progress=self.progress,
                 log=print if self.progress else None)
         return self._source_model
 

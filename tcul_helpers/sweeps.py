@@ -122,7 +122,7 @@ def _read_point(path: Path) -> dict | None:
 def _source(cfg: Config, source_dir: str | Path | None, device: Any, progress: bool,
             log: Callable[[str], object] | None) -> ReidNet:
     src = pipeline.ensure_world(cfg, "source", progress=progress)
-    out = Path(source_dir) if source_dir is not None else pipeline.run_root(cfg) / "source"
+    out = Path(source_dir) if source_dir is not None else pipeline.source_dir(cfg)
     return pipeline.ensure_source_model(cfg, src, out, device=device, progress=progress, log=log)
 
 
@@ -261,9 +261,9 @@ def run_sweeps(
 
 
 def default_dir(cfg: Config, runs: str | Path = "runs") -> Path:
-    """Where the sweeps of ``cfg``'s profile and seed are cached:
-    ``runs/<profile>/seed<S>/sweeps`` (beside that seed's source model)."""
-    return pipeline.run_root(cfg, runs) / "sweeps"
+    """Where the sweeps of ``cfg``'s profile, seed and start are cached:
+    ``runs/<profile>/seed<S>/sweeps[-<start>]`` (beside that seed's source model)."""
+    return pipeline.run_root(cfg, runs) / f"sweeps{pipeline.start_suffix(cfg)}"
 
 
 def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, list[dict]]:

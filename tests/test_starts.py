@@ -1,0 +1,43 @@
+"""The two starts of f_theta0 (scratch, ImageNet): their settings and their own folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tcul_helpers import pipeline
+from tcul_helpers.config import get_config, start_of, start_settings
+from tcul_helpers.demo import default_out
+from tcul_helpers.errors import TCULError
+from tcul_helpers.sweeps import default_dir
+
+
+def test_start_settings_per_profile():
+    assert start_settings("classroom", "imagenet") == {"arch": "mobilenet_v2",
+                                                       "imagenet_init": True}
+    assert start_settings("paper", "scratch")["imagenet_init"] is False
+    cfg = get_config("smoke", start="imagenet", lambda_fr=50)
+    assert (cfg.arch, cfg.imagenet_init, cfg.lambda_fr) == ("mobilenet_v2", True, 50)
+    assert start_of(get_config("classroom")) == "scratch"
+    assert start_of(get_config("paper")) == "imagenet"
+    # --set after the start overrides a single setting
+    assert get_config("smoke", start="imagenet", arch="compact").arch == "compact"
+    with pytest.raises(TCULError, match="unknown start"):
+        get_config("smoke", start="pretrained")
+
+
+def test_the_other_start_keeps_its_own_folders():
+    runs = Path("r")
+    scratch, imagenet = get_config("classroom"), get_config("classroom", start="imagenet")
+    assert pipeline.source_dir(scratch, runs) == runs / "classroom" / "seed0" / "source"
+    assert pipeline.source_dir(imagenet, runs) == runs / "classroom" / "seed0" / "source-imagenet"
+    assert default_out(scratch, runs) == runs / "demo"
+    assert default_out(imagenet, runs) == runs / "demo-imagenet"
+    assert default_out(get_config("smoke", seed=1, start="imagenet"), runs) == (
+        runs / "demo-smoke-seed1-imagenet")
+    assert default_dir(imagenet, runs).name == "sweeps-imagenet"
+    assert default_dir(scratch, runs).name == "sweeps"
+    # the paper profile's own start is ImageNet: there scratch is the other one
+    assert pipeline.source_dir(get_config("paper", start="scratch"), runs).name == (
+        "source-scratch")
