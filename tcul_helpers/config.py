@@ -14,6 +14,7 @@ weights ship with the kit's install, so it works offline (see :mod:`tcul_helpers
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -338,3 +339,17 @@ def parse_set(items: list[str]) -> dict[str, str]:
         key, value = item.split("=", 1)
         out[key.strip()] = value
     return out
+
+
+_IGNORED = ("device", "num_workers", "eval_batch_size", "source_root", "target_root", "extra")
+#: settings added to Config after points were cached, with the value every older point was
+#: computed with: at that value they leave the fingerprint as it was (no needless re-runs)
+_ADDED_LATER = {"finetune_loss": "triplet"}
+
+
+def fingerprint(cfg: Config) -> str:
+    """A short hash of the settings that decide a result's numbers (not paths or device):
+    the one key of cached sweep points, baselines and run folders."""
+    d = {k: v for k, v in cfg.to_dict().items()
+         if k not in _IGNORED and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]

@@ -25,11 +25,11 @@ import numpy as np
 from . import pipeline
 from .algorithm import HISTORY, STATE, camera_pair_history, load_history, run_settings_match
 from .clustering import assign_clusters
-from .config import STARTS, Config, get_config, start_of
+from .config import STARTS, Config, fingerprint, get_config, start_of
 from .device import resolve_device
 from .evaluation import evaluate_model
 from .report import write_report
-from .sweeps import default_dir, fingerprint, load_sweeps
+from .sweeps import default_dir, load_sweeps
 
 METHODS = ("tcul", "sul", "pul")
 METRICS = ("rank1", "rank5", "rank10", "mAP")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .algorithm import AdaptResult, adapt, run_data_matches, run_settings_match
-from .config import VARIANTS, Config, get_config, start_of, variant_settings
+from .config import VARIANTS, Config, fingerprint, get_config, start_of, variant_settings
 from .data import load_dataset
 from .device import resolve_device
 from .models import ReidNet, load_checkpoint, save_checkpoint
@@ -99,8 +99,6 @@ def variant_dir(run_cfg: Config, variant: str, runs: str | Path = "runs") -> Pat
     ``python -m tcul_helpers adapt`` and the notebooks share it; a variant setting changed
     by hand adds ``-<setting>-<value>`` (``tcul-selection-none``), and any other change a
     ``-<settings hash>``, so that such a run never meets the default one."""
-    from .sweeps import fingerprint
-
     own = VARIANTS[variant]
     parts = [variant] + [f"{k}-{getattr(run_cfg, k)}".lower() for k, v in own.items()
                          if getattr(run_cfg, k) != v]

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import pipeline
 from .algorithm import camera_pair_history
-from .config import Config
+from .config import Config, fingerprint
 from .errors import TCULError
 from .models import ReidNet
 from .records import ReidDataset
@@ -36,19 +36,6 @@ from .synthetic.presets import resolve_knobs
 SWEEPS = ("lambda_fr", "n_clusters", "crowd_density", "reappear_prob")
 WORLD_SWEEPS = ("crowd_density", "reappear_prob")
 INFINITE_FRAMES = 10**7  # "no temporal window": every image of a group is kept
-
-_IGNORED = ("device", "num_workers", "eval_batch_size", "source_root", "target_root", "extra")
-#: settings added to Config after points were cached, with the value every older point was
-#: computed with: at that value they leave the fingerprint as it was (no needless re-runs)
-_ADDED_LATER = {"finetune_loss": "triplet"}
-
-
-def fingerprint(cfg: Config) -> str:
-    """A short hash of the settings that decide a point's numbers (not paths or device)."""
-    d = {k: v for k, v in cfg.to_dict().items()
-         if k not in _IGNORED and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
-    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-
 
 def point_key(cfg: Config, sweep: str, value: float) -> str:
     """The cache key of one sweep point: :func:`fingerprint` of the settings plus the source
