@@ -161,6 +161,7 @@ def crop_statistics(root: str | Path, n_per_camera: int = 40, seed: int = 0) -> 
     background crops' colour histograms within one camera and across cameras (1 = always the
     same picture).
     """
+    from .synthetic.render import render_image  # the renderer is needed here only
     from .synthetic.world import render_context_of
 
     ctx, plans = render_context_of(Path(root))
@@ -169,8 +170,6 @@ def crop_statistics(root: str | Path, n_per_camera: int = 40, seed: int = 0) -> 
     for p in plans:
         if p.kind == "person" and p.split == "train":
             by_cam.setdefault(p.cam, []).append(p)
-    from .synthetic.render import render_image
-
     shares, hists, cams = [], [], []
     for cam, ps in sorted(by_cam.items()):
         pick = rng.choice(len(ps), size=min(n_per_camera, len(ps)), replace=False)
