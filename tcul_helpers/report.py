@@ -226,7 +226,7 @@ def _table2(results: dict) -> list[str]:
 START_NAMES = {"scratch": "from scratch", "imagenet": "ImageNet start"}
 
 
-def _realism(results: dict) -> list[str]:
+def realism_table(results: dict) -> list[str]:
     """Table: the realism statistics of both worlds beside the real-data anchor."""
     from .realism import GOALS, REAL_ANCHOR
 
@@ -282,7 +282,7 @@ def _realism(results: dict) -> list[str]:
     return lines + [""]
 
 
-def _starts(results: dict) -> list[str]:
+def starts_table(results: dict) -> list[str]:
     """Table 2 and the claims for both starts of f_theta0, side by side."""
     starts = results.get("starts") or {}
     if not starts:
@@ -372,9 +372,9 @@ def write_report(results: dict, out_dir: str | Path, figures: dict[str, str]) ->
             f"{w.get('train', {}).get('images')} train images, "
             f"{w.get('query', {}).get('images')} query, {w.get('gallery', {}).get('images')} "
             "gallery" for k, w in worlds.items())]
-    lines += ["", "## 0. Is the world believable? Realism statistics", ""] + _realism(results)
+    lines += ["", "## 0. Is the world believable? Realism statistics", ""] + realism_table(results)
     lines += ["## 1. Table 2: baseline, PUL-style, SUL and TCUL", ""] + _table2(results)
-    lines += ["", "### The two starts of f_theta0 side by side", ""] + _starts(results)
+    lines += ["", "### The two starts of f_theta0 side by side", ""] + starts_table(results)
     lines += ["", "## 2. Reliable samples per iteration (Fig. 5) and their precision", ""]
     lines += _fig(figures, "fig5", "Fig. 5: reliable samples and precision", out_dir)
     lines += _fig(figures, "iterations", "metrics per iteration", out_dir)

@@ -320,3 +320,46 @@ def test_a_setting_added_later_leaves_older_fingerprints_alone():
     blob = json.dumps(older, sort_keys=True).encode()
     assert sweeps.fingerprint(cfg) == hashlib.sha1(blob).hexdigest()[:12]
     assert sweeps.fingerprint(cfg.replace(finetune_loss="softmax")) != sweeps.fingerprint(cfg)
+
+
+def test_starts_table_puts_both_starts_side_by_side():
+    from tcul_helpers.report import starts_table
+
+    scratch, imagenet = _results(tcul=40.0), _results(tcul=12.5, base=9.0)
+    res = {**scratch, "start": "scratch",
+           "starts": {"scratch": {**scratch, "out": "runs/demo"},
+                      "imagenet": {**imagenet, "out": "runs/demo-imagenet"}}}
+    lines = starts_table(res)
+    assert lines[0] == "| method | from scratch | ImageNet start |"
+    tcul = next(x for x in lines if x.startswith("| TCUL |"))
+    base = next(x for x in lines if x.startswith("| baseline |"))
+    assert tcul.endswith("| 3.0 / 4.0 / 40.0 | 3.0 / 4.0 / 12.5 |")
+    assert base.endswith("/ 20.0 | 1.0 / 2.0 / 9.0 |")
+    # the other start's claims come from its own numbers (TCUL 12.5 < SUL 30: does not hold)
+    at = lines.index("Claims, ImageNet start (its own demo report has the details):")
+    assert lines[at + 2].startswith("- **DOES NOT HOLD**")
+    # one start only: the table says how to compute the other
+    alone = starts_table({**scratch, "start": "scratch",
+                          "starts": {"scratch": {**scratch, "out": "runs/demo"}}})
+    assert any("`make demo INIT=imagenet`" in x for x in alone)
+    assert starts_table(scratch) == []
+
+
+def test_realism_table_checks_the_target_goal():
+    from tcul_helpers.report import realism_table
+
+    def stats(r1, m):
+        return {"retrieval": {"rank1": r1, "mAP": m, "chance_rank1": 0.3, "chance_mAP": 1.2,
+                              "nn_same_camera": 70.0, "chance_nn_same_camera": 20.0},
+                "crop": {"person_share_mean": 41.0}, "time": {"images_per_visit": 4.2}}
+
+    ok = realism_table({"realism": {"source": stats(11.8, 8.6), "target": stats(12.6, 6.3)}})
+    assert ok[0] == "| statistic | source world | target world | real data |"
+    assert any(x.startswith("| whole-crop colour histogram rank-1 (%) | 11.8 | 12.6 | 34.4")
+               for x in ok)
+    assert any("person's share" in x and "| 41% | 41% |" in x for x in ok)
+    assert any("n/a" in x for x in ok)  # a statistic the stats lack is shown as missing
+    assert any("**met**" in x for x in ok)
+    solved = realism_table({"realism": {"target": stats(60.0, 40.0)}})  # colour solves it
+    assert any("**NOT met**" in x for x in solved)
+    assert realism_table({}) == []
