@@ -231,7 +231,7 @@ def run_sweeps(
     results: dict[str, list[dict]] = {}
     for name in names:
         spec = plan[name]
-        for value in spec["values"]:
+        for value in visit_order(spec["values"], spec["true_value"]):
             for variant in spec["variants"]:
                 path = point_path(out_dir, name, variant, value)
                 cached = _read_point(path) if path.exists() else None
@@ -244,7 +244,28 @@ def run_sweeps(
                     true_value=spec["true_value"], progress=progress, device=device, log=log,
                     source_dir=source_dir)
                 results.setdefault(name, []).append(point)
+        results[name].sort(key=lambda p: (p.get("variant", ""), p["value"]))
     return results
+
+
+def visit_order(values: Iterable[float], true_value: float | None = None) -> list[float]:
+    """The order :func:`run_sweeps` computes a sweep's points in: the value nearest
+    ``true_value`` first, then both ends, then each time the value in the middle of the
+    widest gap left (by position in the sorted list). A sweep stopped part-way (every point
+    is cached as soon as it is done) then already spans the whole range around the default,
+    instead of holding only its smallest values."""
+    todo = sorted(set(values))
+    if not todo:
+        return []
+    first = (min(range(len(todo)), key=lambda i: abs(todo[i] - true_value))
+             if true_value is not None else 0)
+    picked = [first] + [i for i in (0, len(todo) - 1) if i != first]
+    while len(picked) < len(todo):
+        done = sorted(set(picked))
+        gaps = [(b - a, a, b) for a, b in zip(done, done[1:], strict=False) if b - a > 1]
+        _, a, b = max(gaps, key=lambda g: (g[0], -g[1]))
+        picked.append((a + b) // 2)
+    return [todo[i] for i in dict.fromkeys(picked)]
 
 
 def default_dir(cfg: Config, runs: str | Path = "runs") -> Path:
@@ -280,4 +301,4 @@ def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, lis
 
 
 __all__ = ["SWEEPS", "default_dir", "fingerprint", "load_sweeps", "point_key", "point_path",
-           "run_point", "run_sweeps", "sweep_plan"]
+           "run_point", "run_sweeps", "sweep_plan", "visit_order"]

@@ -363,3 +363,15 @@ def test_realism_table_checks_the_target_goal():
     solved = realism_table({"realism": {"target": stats(60.0, 40.0)}})  # colour solves it
     assert any("**NOT met**" in x for x in solved)
     assert realism_table({}) == []
+
+
+def test_sweeps_visit_the_default_and_both_ends_first():
+    from tcul_helpers.sweeps import visit_order
+
+    lam = [0, 10, 25, 50, 100, 200, 400, 1000, 10**7]
+    order = visit_order(lam, 100)
+    assert order[:3] == [100, 0, 10**7] and sorted(order) == lam
+    assert order[3] == 25  # the middle of the widest gap left (0 .. 100)
+    ks = visit_order([400, 50, 100, 150, 200, 300], 190)  # nearest the true count first
+    assert ks[:3] == [200, 50, 400] and sorted(ks) == [50, 100, 150, 200, 300, 400]
+    assert visit_order([3, 1, 3]) == [1, 3] and visit_order([]) == []
