@@ -10,6 +10,7 @@ stay byte-identical.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -38,6 +39,9 @@ BODY_GIRTH = 1.6
 #: the detector's box height over the person's height, (min, max): DPM boxes are tight
 BOX_MARGIN = (1.02, 1.1)
 Color = tuple[int, int, int]
+#: where the vertical lines of a checked top cross it (fractions of its width), front / side
+#: view: the very numbers np.linspace gives, worked out once instead of for every person
+_CHECK_LINES = {False: tuple(np.linspace(0.15, 0.85, 4)), True: tuple(np.linspace(0.15, 0.85, 2))}
 
 
 @dataclass
@@ -203,7 +207,7 @@ def draw_person(
                        fill=upper2 + (alpha,))
             y += 0.048 * H
         if app.pattern == "checked":
-            for f in np.linspace(0.15, 0.85, 4 if not side else 2):
+            for f in _CHECK_LINES[side]:
                 xa, xb = xl(ys) + f * (xr(ys) - xl(ys)), xl(hem) + f * (xr(hem) - xl(hem))
                 dr.line([xa + lean, ys, xb, hem], fill=upper2 + (150,), width=pat_w)
     elif app.pattern == "twotone":
@@ -338,6 +342,27 @@ def _draw_occluder(dr: ImageDraw.ImageDraw, cam: CameraSpec, occ, to_px, rng) ->
 
 
 # ------------------------------------------------------------------------------ a crop
+@functools.lru_cache(maxsize=64)
+def _gamma_table(gamma: float) -> np.ndarray:
+    """``table[v] = (v / 255) ** gamma`` for every byte ``v``, in float32.
+
+    Exactly the numbers the per-pixel ``np.power(pixels_f32 * (1.0 / 255.0), gamma)`` gives,
+    as both are the same float32 operations on the same inputs; worked out once per camera
+    (the cache) and read-only, so that no caller can change it for the next image.
+    """
+    table = np.power(np.arange(256, dtype=np.float32) * (1.0 / 255.0), gamma)
+    table.flags.writeable = False
+    return table
+
+
+@functools.lru_cache(maxsize=64)
+def _row_light(vertical_light: float, height: int) -> np.ndarray:
+    """The light factor of each image row (float32, top to bottom), cached per camera."""
+    rows = 1.0 + vertical_light * np.linspace(-0.5, 0.5, height, dtype=np.float32)
+    rows.flags.writeable = False
+    return rows
+
+
 def render_image(ctx: RenderContext, plan: ImagePlan, *, people: bool = True,
                  with_mask: bool = False) -> tuple:
     """Draw the crop of ``plan``; returns the image and the camera's JPEG quality.
@@ -434,18 +459,33 @@ def render_image(ctx: RenderContext, plan: ImagePlan, *, people: bool = True,
     img = img.resize(small, Image.Resampling.BOX).resize((iw, ih), Image.Resampling.BILINEAR)
     if cam.blur > 0.05:
         img = img.filter(ImageFilter.GaussianBlur(cam.blur))
-    a = np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
-    a = np.power(a, cam.gamma)
+    # The pixel arithmetic below is float32 throughout (numpy turns the Python floats into
+    # float32 next to a float32 array), one operation after the other, mostly in place to spare
+    # copies, but never re-ordered or merged: every rounding step stays what it always was, so
+    # the images stay bit-identical to those of the straightforward formula
+    #     ((((pixels / 255) ** gamma * gains * rows) - 0.5) * contrast + 0.5) * 255 + noise.
+    # gamma: (v / 255) ** gamma depends on the byte v alone, so look it up in a 256-entry
+    # table instead of raising all 3 * width * height pixels to a power (~5x faster)
+    a = _gamma_table(cam.gamma).take(np.asarray(img))  # float32, shape (ih, iw, 3)
     light = cam.brightness * (1.0 + cam.drift * math.sin(2 * math.pi * plan.t / cam.drift_period
                                                          + cam.drift_phase))
     light *= 1.0 + 0.5 * cam.side_light * (2.0 * x_f / FOV - 1.0) + rng.normal(0.0, 0.03)
-    rows = 1.0 + cam.vertical_light * (np.linspace(-0.5, 0.5, ih, dtype=np.float32))
-    a = a * (np.asarray(cam.gains, dtype=np.float32) * light)[None, None, :] * rows[:, None, None]
-    a = (a - 0.5) * cam.contrast + 0.5
-    a = a * 255.0
+    gains = np.asarray(cam.gains, dtype=np.float32) * light  # colour cast and light
+    # per channel: multiply the pixels seen as (rows, width * 3), i.e. R G B R G B ... along a
+    # row, by the gains repeated as often: the same products as broadcasting over the last axis,
+    # but numpy's inner loop then runs along whole rows, not over 3 channels at a time (~4x faster)
+    a_rows = a.reshape(ih, iw * 3)  # a view (``a`` is contiguous): changing it changes ``a``
+    a_rows *= np.tile(gains, iw)
+    a *= _row_light(cam.vertical_light, ih)[:, None, None]  # brighter or darker towards the feet
+    a -= 0.5  # contrast around mid-grey: (a - 0.5) * contrast + 0.5
+    a *= cam.contrast
+    a += 0.5
+    a *= 255.0
     if cam.noise > 0:
         a += rng.normal(0.0, cam.noise, a.shape).astype(np.float32)
-    out = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
+    a += 0.5  # round to the nearest byte: + 0.5, then astype truncates
+    np.clip(a, 0, 255, out=a)
+    out = Image.fromarray(a.astype(np.uint8))
     if with_mask:
         return out, cam.jpeg_quality, mask
     return out, cam.jpeg_quality
