@@ -38,6 +38,7 @@ import json
 import os
 import time
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,12 +47,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic_files import write_json, write_npz
 from .clustering import assign_clusters, kmeans_init, kmeans_recluster, update_centers
 from .config import Config
 from .device import resolve_device
 from .errors import TCULError
 from .evaluation import evaluate_model
 from .features import extract_features
+from .folder_lock import folder_lock
 from .image_dataset import ImageCache, resolve_cache
 from .metrics import camera_pair_scores, clustering_scores, pairwise_precision, pairwise_recall
 from .models import ReidNet, load_checkpoint, save_checkpoint
@@ -64,6 +67,13 @@ CONFIG = "config.json"
 STATE = "state.npz"
 CHECKPOINT = "model_last.pt"
 TRACE = "trace.npz"
+#: An iteration is committed in three steps (:meth:`_Run.commit`): its checkpoint, state and
+#: trace are written under these names, then the history records the iteration (the commit
+#: point), then the files take their final names. A kill at any instant leaves either
+#: iteration k-1 or iteration k on disk; the next run rolls the pending files forward (the
+#: history names k) or throws them away (it names k-1).
+PENDING = {CHECKPOINT: "model_last.next.pt", STATE: "state.next.npz", TRACE: "trace.next.npz"}
+STAMP = "_iteration"  # the iteration a state or trace file belongs to
 
 
 class NonFiniteFeaturesError(TCULError):
@@ -125,18 +135,6 @@ def _check_k(cfg: Config, n: int) -> None:
         )
 
 
-def _atomic_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
-def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def _comparable(cfg: Config) -> dict:
     """The settings that decide a run's numbers (device and loader workers do not)."""
     d = cfg.identity()
@@ -179,7 +177,7 @@ class _Run:
         run_dir.mkdir(parents=True, exist_ok=True)
         hist_path = run_dir / HISTORY
         if fresh:
-            for name in (HISTORY, CONFIG, STATE, CHECKPOINT, TRACE):
+            for name in (HISTORY, CONFIG, STATE, CHECKPOINT, TRACE, *PENDING.values()):
                 (run_dir / name).unlink(missing_ok=True)
         if hist_path.exists():
             try:
@@ -213,14 +211,86 @@ class _Run:
 
     def save_history(self, status: str) -> None:
         self.data["status"] = status
-        _atomic_json(self.dir / HISTORY, _clean(self.data))
+        write_json(self.dir / HISTORY, _clean(self.data))
 
     def load_trace(self) -> dict[str, np.ndarray]:
         path = self.dir / TRACE
-        if not path.exists():
-            return {}
+        return _read_arrays(path) if path.exists() else {}
+
+    def commit(self, it: int, model: ReidNet, centers: np.ndarray, z: np.ndarray,
+               trace: dict[str, np.ndarray], record: dict | None) -> None:
+        """Store iteration ``it`` (0: the initialisation) as one step: see :data:`PENDING`."""
+        stamp = {STAMP: np.int64(it)}
+        save_checkpoint(self.dir / PENDING[CHECKPOINT], model, {"iteration": it})
+        write_npz(self.dir / PENDING[STATE], centers=centers, features=z, **stamp)
+        write_npz(self.dir / PENDING[TRACE], **trace, **stamp)
+        _COMMIT_HOOK("staged", it)
+        if record is not None:
+            self.iterations.append(record)
+        self.save_history("running")  # the commit point
+        _COMMIT_HOOK("recorded", it)
+        self._promote()
+
+    def _promote(self) -> None:
+        for final, pending in PENDING.items():
+            if (self.dir / pending).exists():
+                os.replace(self.dir / pending, self.dir / final)
+                _COMMIT_HOOK(f"promoted {final}", len(self.iterations))
+
+    def recover(self) -> int:
+        """Finish or undo an interrupted commit; return the number of completed iterations.
+
+        Pending files of the iteration the history records are moved into place (the kill
+        came after the commit point); those of a later one are deleted (it came before).
+        Then the checkpoint and the state must belong to the recorded iteration, else
+        TCULError (one line, the fix: ``--fresh``)."""
+        done = len(self.iterations)
+        for name in PENDING.values():
+            path = self.dir / name
+            if path.exists() and _stamp(path) != done:
+                path.unlink()
+        self._promote()
+        if not (self.dir / CHECKPOINT).exists() or not (self.dir / STATE).exists():
+            return done
+        for name in (CHECKPOINT, STATE):
+            have = _stamp(self.dir / name)
+            if have is not None and have != done:
+                raise TCULError(
+                    f"{self.dir / name} holds iteration {have} but {HISTORY} records {done} "
+                    "complete: the run folder was changed by hand; start over (--fresh)"
+                )
+        return done
+
+
+def _commit_hook_default(step: str, iteration: int) -> None:
+    """Called between the write steps of :meth:`_Run.commit`; tests replace it to kill the
+    process at every boundary."""
+
+
+_COMMIT_HOOK: Callable[[str, int], None] = _commit_hook_default
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a state / trace file, without its stamp; TCULError if unreadable."""
+    try:
         with np.load(path) as f:
-            return {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files if k != STAMP}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise TCULError(f"{path} is unreadable ({exc}): start over (--fresh)") from None
+
+
+def _stamp(path: Path) -> int | None:
+    """The iteration a checkpoint, state or trace file belongs to (None: an older kit's
+    file, which has no stamp)."""
+    try:
+        if path.suffix == ".pt":
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            it = (blob.get("meta") or {}).get("iteration") if isinstance(blob, dict) else None
+            return None if it is None else int(it)
+        with np.load(path) as f:
+            return int(f[STAMP]) if STAMP in f.files else None
+    except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, KeyError) as exc:
+        raise TCULError(f"{path} is unreadable ({exc}): start over (--fresh)") from None
 
 
 def adapt(
@@ -259,10 +329,22 @@ def adapt(
     truth = np.array([r.pid for r in train], dtype=np.int64)
     say = log or (lambda _msg: None)
 
+    with folder_lock(run_dir, "run folder"):
+        return _adapt(source_model, target, cfg, run_dir, device, train, frames, camids, truth,
+                      say, progress=progress, fresh=fresh, evaluate_each=evaluate_each,
+                      stop_after=stop_after)
+
+
+def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Path,
+           device: torch.device, train: list, frames: np.ndarray | None, camids: np.ndarray,
+           truth: np.ndarray, say: Callable[[str], object], *, progress: bool, fresh: bool,
+           evaluate_each: bool, stop_after: int | None) -> AdaptResult:
+    """The body of :func:`adapt`, run while it holds the run folder's lock."""
+    n = len(train)
     run = _Run(run_dir, cfg, fresh, target.content_key())
+    done = run.recover()
     cache = resolve_cache(None, n + len(target.query) + len(target.gallery), cfg.height, cfg.width)
     trace = run.load_trace()
-    done = len(run.iterations)
     model = copy.deepcopy(source_model)
     model.drop_classifier()
 
@@ -271,8 +353,8 @@ def adapt(
 
     if done and (run_dir / CHECKPOINT).exists() and (run_dir / STATE).exists():
         model, _meta = load_checkpoint(run_dir / CHECKPOINT, arch=cfg.arch, device=device)
-        with np.load(run_dir / STATE) as st:
-            centers, z = st["centers"], st["features"]
+        st = _read_arrays(run_dir / STATE)
+        centers, z = st["centers"], st["features"]
         say(f"resuming {run_dir} after iteration {done}")
     else:  # initialisation: baseline features, baseline score, k-means centres (step 2)
         done = 0
@@ -289,10 +371,7 @@ def adapt(
         base = evaluate(model)
         run.data["baseline"] = {**base, "seconds": time.perf_counter() - t0}
         trace["centers_0"] = centers
-        save_checkpoint(run_dir / CHECKPOINT, model, {"iteration": 0})
-        _atomic_npz(run_dir / STATE, centers=centers, features=z)
-        _atomic_npz(run_dir / TRACE, **trace)
-        run.save_history("running")
+        run.commit(0, model, centers, z, trace, None)
         say(f"baseline on the target: rank-1 {base['rank1']:.1f}  mAP {base['mAP']:.1f}")
 
     source_state = None  # PUL fine-tunes f_theta0 again in every iteration
@@ -359,11 +438,7 @@ def adapt(
         trace[f"labels_{it}"] = labels
         trace[f"kept_{it}"] = kept
         trace[f"centers_{it}"] = np.asarray(centers, dtype=np.float32)
-        save_checkpoint(run_dir / CHECKPOINT, model, {"iteration": it})
-        _atomic_npz(run_dir / STATE, centers=centers, features=z)
-        _atomic_npz(run_dir / TRACE, **trace)
-        run.iterations.append(record)
-        run.save_history("running")
+        run.commit(it, model, centers, z, trace, record)
         prec = record.get("precision")
         say(f"iteration {it}/{cfg.n_iter}: {record['n_reliable']} reliable"
             + (f", precision {prec:.3f}" if prec is not None and np.isfinite(prec) else "")
@@ -431,8 +506,7 @@ def load_trace(run_dir: str | Path) -> dict[str, np.ndarray]:
     path = Path(run_dir) / TRACE
     if not path.is_file():
         raise TCULError(f"no {TRACE} in {run_dir}: run the adaptation there first")
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
+    return _read_arrays(path)
 
 
 __all__ = [

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .atomic_files import write_json
 from .config import PROFILES, STARTS, VARIANTS, Config, get_config, parse_set
 from .data import DATASETS, load_dataset
 from .errors import TCULError
@@ -490,8 +491,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                         "mAP": final.get("mAP"), "rank1": final.get("rank1")})
     sweep_dir.mkdir(parents=True, exist_ok=True)
     out = sweep_dir / "results.json"
-    out.write_text(json.dumps({"param": param, "variant": args.variant, "profile": base.profile,
-                               "seed": base.seed, "results": results}, indent=1) + "\n")
+    write_json(out, {"param": param, "variant": args.variant, "profile": base.profile,
+                     "seed": base.seed, "results": results})
     print()
     print(_table([param, "mAP", "rank-1", "baseline mAP"],
                  [[str(r["value"]), _fmt(r["mAP"]), _fmt(r["rank1"]),

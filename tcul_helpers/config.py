@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic_files import write_json
 from .errors import TCULError
 
 PROFILES = ("smoke", "classroom", "paper")
@@ -129,7 +130,7 @@ class Config:
 
     def save(self, path: str | Path) -> None:
         """Write the full resolved configuration as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        write_json(path, self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def load(cls, path: str | Path) -> Config:

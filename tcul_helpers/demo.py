@@ -24,6 +24,7 @@ import numpy as np
 
 from . import pipeline
 from .algorithm import HISTORY, STATE, camera_pair_history, load_history, run_settings_match
+from .atomic_files import write_json
 from .clustering import assign_clusters
 from .config import STARTS, Config, fingerprint, get_config, start_of
 from .device import resolve_device
@@ -122,7 +123,7 @@ def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> 
     net = copy.deepcopy(model).drop_classifier().to(device)
     metrics = evaluate_model(net, target, cfg, device, progress=progress)
     metrics = {k: float(metrics[k]) for k in METRICS if k in metrics}
-    path.write_text(json.dumps({"key": key, "metrics": metrics}, indent=1) + "\n")
+    write_json(path, {"key": key, "metrics": metrics})
     return metrics, False
 
 
@@ -240,9 +241,7 @@ def _sweep_figures(sweeps: dict, out: Path) -> dict[str, str]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+    write_json(path, data, default=str)
 
 
 def run_demo(

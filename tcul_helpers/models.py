@@ -45,6 +45,7 @@ import torch
 import torchvision
 from torch import nn
 
+from .atomic_files import torch_save
 from .device import memory_format
 from .errors import TCULError
 
@@ -379,9 +380,7 @@ def save_checkpoint(path: str | Path, model: ReidNet, meta: dict | None = None) 
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "meta": meta,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    torch_save(path, blob)
     return path
 
 

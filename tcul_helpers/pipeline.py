@@ -15,16 +15,17 @@ Folder layout (``runs`` is ignored by git)::
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .algorithm import AdaptResult, adapt, run_data_matches, run_settings_match
+from .atomic_files import write_json
 from .config import VARIANTS, Config, fingerprint, get_config, start_of, variant_settings
 from .data import load_dataset
 from .device import resolve_device
+from .folder_lock import folder_lock
 from .models import ReidNet, load_checkpoint, save_checkpoint
 from .records import ReidDataset
 from .synthetic import make_world, world_request
@@ -108,6 +109,10 @@ def variant_dir(run_cfg: Config, variant: str, runs: str | Path = "runs") -> Pat
     return run_root(run_cfg, runs) / "-".join(parts)
 
 
+#: How long a second process waits for the one training the same source model (seconds).
+SOURCE_LOCK_WAIT = 3600.0
+
+
 def _source_settings(cfg: Config) -> dict:
     d = cfg.identity()
     return {k: d[k] for k in SOURCE_KEYS}
@@ -129,28 +134,33 @@ def ensure_source_model(
     ckpt, meta_path = out / "model.pt", out / "source.json"
     device = resolve_device(device if device is not None else cfg.device)
     want = {**_source_settings(cfg), "data": source.content_key()}
-    if ckpt.exists() and meta_path.exists():
-        try:
-            have = json.loads(meta_path.read_text()).get("settings")
-        except json.JSONDecodeError:
-            have = None
-        if have == want:
-            model, _ = load_checkpoint(ckpt, arch=cfg.arch, device=device)
-            if log:
-                log(f"reusing the source model {ckpt}")
-            return model
-    t0 = time.perf_counter()
-    model, hist = train_source(source.train, cfg, device, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(ckpt, model, {"stage": "source", "settings": want})
-    tmp = meta_path.with_name(meta_path.name + ".tmp")
-    tmp.write_text(json.dumps({"settings": want, "seconds": time.perf_counter() - t0,
-                               "history": {k: v for k, v in hist.items() if k != "pids"}},
-                              indent=1) + "\n")
-    os.replace(tmp, meta_path)
-    if log:
-        log(f"trained the source model in {time.perf_counter() - t0:.0f} s -> {ckpt}")
-    return model
+    # one trainer per folder: a second process waits, then reuses what the first trained
+    with folder_lock(out, "source-model folder", wait=SOURCE_LOCK_WAIT, log=log):
+        if ckpt.exists() and meta_path.exists():
+            try:
+                have = json.loads(meta_path.read_text()).get("settings")
+            except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
+                have = None
+            if have == want:
+                model, meta = load_checkpoint(ckpt, arch=cfg.arch, device=device)
+                # the checkpoint's own record must agree too: source.json is written after
+                # model.pt, so a kill between them leaves a new model.pt beside an old
+                # source.json (or a model.pt copied in by hand)
+                if meta.get("settings") == want:
+                    if log:
+                        log(f"reusing the source model {ckpt}")
+                    return model
+                if log:
+                    log(f"{ckpt} was trained with other settings than {meta_path} says: "
+                        "training it again")
+        t0 = time.perf_counter()
+        model, hist = train_source(source.train, cfg, device, progress=progress)
+        save_checkpoint(ckpt, model, {"stage": "source", "settings": want})
+        write_json(meta_path, {"settings": want, "seconds": time.perf_counter() - t0,
+                               "history": {k: v for k, v in hist.items() if k != "pids"}})
+        if log:
+            log(f"trained the source model in {time.perf_counter() - t0:.0f} s -> {ckpt}")
+        return model
 
 
 def variant_config(cfg: Config, variant: str) -> Config:

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .atomic_files import write_text
+
 #: Quoted from the paper (Ali et al., Table 2): rank-1 / rank-5 / mAP in percent.
 #: Not computed by the kit.
 PAPER_TABLE2: dict[str, dict[str, tuple[float, float, float] | None]] = {
@@ -403,5 +405,5 @@ def write_report(results: dict, out_dir: str | Path, figures: dict[str, str]) ->
     lines += ["", "_Every number above except the paper's Table 2 columns comes from "
               "`results.json` of this run._", ""]
     path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -27,6 +26,7 @@ from typing import Any
 
 from . import pipeline
 from .algorithm import camera_pair_history
+from .atomic_files import write_json
 from .config import Config, fingerprint
 from .errors import TCULError
 from .models import ReidNet
@@ -196,10 +196,7 @@ def run_point(
     }
     if "manifest" in target.extra:
         point["world_measured"] = target.extra["manifest"].get("measured")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(point, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json(path, point)
     shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are not needed once cached
     if log:
         log(f"{sweep} {variant} {_fmt(value)}: mAP {point['mAP']:.1f} ({seconds:.0f} s)")

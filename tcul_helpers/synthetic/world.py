@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..atomic_files import write_json
 from ..errors import TCULError
+from ..folder_lock import folder_lock
 from .appearance import sample_appearances
 from .cameras import sample_cameras
 from .presets import PRESETS, WorldKnobs, resolve_knobs
@@ -344,6 +346,23 @@ def make_world(
     knobs = resolve_knobs(preset, scale, overrides)
     request = world_request(preset, scale, seed, **overrides)
     root = Path(root).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise TCULError(f"world root {root} is a file: choose a folder path")
+    # one writer per world: a second process waits for the first, then reuses its world
+    # (the lock file sits beside the root, which must stay empty for a new world)
+    with folder_lock(root, "world", wait=WORLD_LOCK_WAIT,
+                     lock_path=root.parent / f".{root.name}.lock"):
+        return _make_world_locked(root, preset, seed, scale, knobs, request, overwrite,
+                                  replace, workers, progress, t0)
+
+
+#: How long a second process waits for the one generating the same world (seconds).
+WORLD_LOCK_WAIT = 900.0
+
+
+def _make_world_locked(root: Path, preset: str, seed: int, scale: str, knobs: WorldKnobs,
+                       request: dict, overwrite: bool, replace: bool, workers: int | None,
+                       progress: bool, t0: float) -> dict:
     existing = _prepare_root(root, request, overwrite, replace)
     if existing is not None:
         return _summary(root, existing, time.perf_counter() - t0, reused=True)
@@ -352,7 +371,7 @@ def make_world(
     cameras, people = ctx.cameras, ctx.people
 
     root.mkdir(parents=True, exist_ok=True)
-    (root / MARKER).write_text(json.dumps(request) + "\n")
+    write_json(root / MARKER, request, indent=None)
     for folder in SPLIT_DIRS.values():
         (root / folder).mkdir(exist_ok=True)
     n = len(timeline.images)
@@ -361,6 +380,6 @@ def make_world(
     _render_all(ctx, root, timeline.images, max(1, int(workers)), progress,
                 f"world {preset}/{scale}")
     manifest = _manifest(preset, scale, seed, knobs, request, cameras, people, timeline)
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    write_json(root / MANIFEST, manifest)
     (root / MARKER).unlink()
     return _summary(root, manifest, time.perf_counter() - t0, reused=False)
