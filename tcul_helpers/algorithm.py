@@ -49,7 +49,7 @@ import torch
 
 from .atomic_files import write_json, write_npz
 from .clustering import assign_clusters, kmeans_init, kmeans_recluster, update_centers
-from .config import Config
+from .config import Config, deciding_settings, fingerprint
 from .device import resolve_device
 from .errors import TCULError
 from .evaluation import evaluate_model
@@ -135,14 +135,6 @@ def _check_k(cfg: Config, n: int) -> None:
         )
 
 
-def _comparable(cfg: Config) -> dict:
-    """The settings that decide a run's numbers (device and loader workers do not)."""
-    d = cfg.identity()
-    for key in ("device", "num_workers", "eval_batch_size"):
-        d.pop(key, None)
-    return d
-
-
 def _ground_truth_scores(labels: np.ndarray, kept: np.ndarray, truth: np.ndarray | None) -> dict:
     if truth is None:
         return {}
@@ -188,9 +180,9 @@ class _Run:
                     f"{hist_path} or its config.json is unreadable ({exc}): delete {run_dir} "
                     "or start over (--fresh)"
                 ) from None
-            if _comparable(old) != _comparable(cfg):
-                diff = sorted(k for k, v in _comparable(cfg).items()
-                              if _comparable(old).get(k) != v)
+            if fingerprint(old) != fingerprint(cfg):
+                have, want = deciding_settings(old), deciding_settings(cfg)
+                diff = sorted(k for k in want.keys() | have.keys() if have.get(k) != want.get(k))
                 raise TCULError(
                     f"{run_dir} holds a run with other settings ({', '.join(diff)}): use another "
                     "output folder or start over (--fresh)"
@@ -498,7 +490,7 @@ def run_settings_match(run_dir: str | Path, cfg: Config) -> bool:
         old = Config.load(path)
     except (OSError, json.JSONDecodeError, TypeError):
         return True
-    return _comparable(old) == _comparable(cfg)
+    return fingerprint(old) == fingerprint(cfg)
 
 
 def load_trace(run_dir: str | Path) -> dict[str, np.ndarray]:

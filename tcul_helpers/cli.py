@@ -20,7 +20,7 @@ from typing import Any
 
 from . import __version__
 from .atomic_files import write_json
-from .config import PROFILES, STARTS, VARIANTS, Config, get_config, parse_set
+from .config import PROFILES, STARTS, VARIANTS, Config, get_config, parse_set, source_settings
 from .data import DATASETS, load_dataset
 from .errors import TCULError
 
@@ -294,17 +294,13 @@ def _load_source_model(cfg: Config, args: argparse.Namespace, out_dir: Path | No
     return model, out
 
 
-def _run_adaptation(cfg: Config, variant: str, model: Any, target: Any, run_dir: Path,
+def _run_adaptation(cfg: Config, model: Any, target: Any, run_dir: Path,
                     args: argparse.Namespace, fresh: bool):
-    """``pipeline.run_variant``; when ``--set`` changed one of the variant's own settings
-    (e.g. ``selection=none``), Algorithm 1 runs with ``cfg`` as given instead."""
+    """Algorithm 1 with ``cfg`` (its variant applied once, by :func:`build_config`)."""
     from . import pipeline
-    from .algorithm import adapt
 
-    kwargs = dict(device=cfg.device, progress=_progress(args), fresh=fresh, log=print)
-    if pipeline.variant_config(cfg, variant) == cfg:
-        return pipeline.run_variant(cfg, variant, model, target, run_dir, **kwargs)
-    return adapt(model, target, cfg, run_dir, **kwargs)
+    return pipeline.run_adaptation(cfg, model, target, run_dir, device=cfg.device,
+                                   progress=_progress(args), fresh=fresh, log=print)
 
 
 def _final_scores(history: list[dict], baseline: dict) -> dict:
@@ -422,7 +418,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     run_dir = args.out or pipeline.variant_dir(cfg, args.variant, args.runs)
     model, _ = _load_source_model(cfg, args)
     target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
-    result = _run_adaptation(cfg, args.variant, model, target, run_dir, args, args.fresh)
+    result = _run_adaptation(cfg, model, target, run_dir, args, args.fresh)
     print()
     print(_history_table(result.history, result.baseline))
     print(f"status: {result.status}")
@@ -473,7 +469,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     configs = [build_config(args, variant=args.variant, **{param: v}) for v in values]
     suffix = "" if args.variant == "tcul" else f"-{args.variant}"
     sweep_dir = args.out or pipeline.run_root(base, args.runs) / f"sweep-{param}{suffix}"
-    per_value_source = param in pipeline.SOURCE_KEYS
+    per_value_source = param in source_settings(base)
     shared = None if per_value_source else _load_source_model(base, args)[0]
     results = []
     for cfg in configs:
@@ -483,7 +479,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         model = shared if shared is not None else _load_source_model(cfg, args,
                                                                      run_dir / "source")[0]
         target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
-        res = _run_adaptation(cfg, args.variant, model, target, run_dir, args, args.fresh)
+        res = _run_adaptation(cfg, model, target, run_dir, args, args.fresh)
         final = _final_scores(res.history, res.baseline)
         results.append({"value": value, "run_dir": str(run_dir), "status": res.status,
                         "iterations": len(res.history),

@@ -44,67 +44,116 @@ VARIANT_PROFILE_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take: ``low`` .. ``high`` (``None``: unbounded),
+    each end included unless ``low_open`` / ``high_open``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` lies in the range (NaN never does)."""
+        if value != value:  # NaN
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None
+                    and (value > self.high or (self.high_open and value == self.high)))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+
+def setting(default: Any, *, decides: str = "yes", source: bool = False,
+            valid: Range | None = None) -> Any:
+    """A :class:`Config` field with what the kit must know about it, declared once:
+
+    * ``decides``: ``"yes"`` when the setting decides a result's numbers (it enters
+      :func:`fingerprint`), ``"no"`` when it does not (device, loader workers, batch size
+      of feature extraction), ``"data"`` for a dataset root (the dataset's own content key
+      stands for it: the same world in two folders gives the same numbers);
+    * ``source``: it also decides f_theta0, the source model (:func:`source_settings`);
+    * ``valid``: the :class:`Range` a numeric value must lie in (checked by :func:`validate`).
+    """
+    return field(default=default, metadata={"decides": decides, "source": source,
+                                            "valid": valid})
+
+
+@dataclass(frozen=True)
 class Config:
     """Every hyper-parameter of a run. Defaults are the paper's (the ``paper`` profile)."""
 
-    profile: str = "paper"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    profile: str = setting("paper")
+    seed: int = setting(0, source=True, valid=Range(0, None))
+    device: str = setting("auto", decides="no")  # auto | cpu | cuda
 
     # --- data --------------------------------------------------------------------------
     # the paper's Duke -> Market setting (K = 750 is its value for Market-1501's 751 ids)
-    source: str = "dukemtmc"  # dataset name: market1501 | dukemtmc | msmt17 | synthetic
-    source_root: str = "data/dukemtmc"
-    target: str = "market1501"
-    target_root: str = "data/market1501"
-    world_scale: str = "classroom"  # synthetic world size preset: smoke | classroom | market-like
+    # dataset name: market1501 | dukemtmc | msmt17 | synthetic
+    source: str = setting("dukemtmc", source=True)
+    source_root: str = setting("data/dukemtmc", decides="data", source=True)
+    target: str = setting("market1501")
+    target_root: str = setting("data/market1501", decides="data")
+    # synthetic world size preset: smoke | classroom | market-like
+    world_scale: str = setting("classroom")
 
     # --- model and input ---------------------------------------------------------------
-    arch: str = "resnet50"  # resnet50 | resnet18 | compact | mobilenet_v2
-    height: int = 256
-    width: int = 128
-    embedding_dim: int = 2048  # the first FC after GAP -> BN -> ReLU
-    imagenet_init: bool = True  # start the trunk from ImageNet (see models.py, data/README.md)
+    # resnet50 | resnet18 | compact | mobilenet_v2
+    arch: str = setting("resnet50", source=True)
+    height: int = setting(256, source=True, valid=Range(16, None))
+    width: int = setting(128, source=True, valid=Range(8, None))
+    # the first FC after GAP -> BN -> ReLU
+    embedding_dim: int = setting(2048, source=True, valid=Range(1, None))
+    # start the trunk from ImageNet (see models.py, data/README.md)
+    imagenet_init: bool = setting(True, source=True)
 
     # --- source baseline (Sec. 4.1) ----------------------------------------------------
-    source_epochs: int = 150
-    source_lr: float = 1e-4  # Adam
-    source_margin: float = 0.5
-    num_instances_source: int = 8
+    source_epochs: int = setting(150, source=True, valid=Range(0, None))
+    source_lr: float = setting(1e-4, source=True, valid=Range(0, None, low_open=True))  # Adam
+    source_margin: float = setting(0.5, source=True, valid=Range(0, None))
+    num_instances_source: int = setting(8, source=True, valid=Range(2, None))
 
     # --- batches: P identities x K images (16 x 8 in the paper) ------------------------
-    batch_ids: int = 16
-    batch_instances: int = 8
+    batch_ids: int = setting(16, source=True, valid=Range(2, None))
+    batch_instances: int = setting(8, valid=Range(2, None))
 
     # --- Algorithm 1 -------------------------------------------------------------------
-    n_iter: int = 10
-    n_clusters: int = 750  # K
-    lambda_fr: int = 100
-    lambda_c: float = 0.5
-    beta: float = 1e-6
-    margin: float = 0.5  # m of Eq. 4
-    selection: str = "temporal"  # temporal (TCUL) | similarity (SUL/PUL) | none
-    centers: str = "update"  # update (Eq. 6-7) | kmeans (PUL-style re-clustering)
-    finetune_from: str = "previous"  # previous | source (PUL fine-tunes from f_theta0)
-    l2_normalize: bool = True  # L2-normalise features once after extraction (PUL: false)
-    finetune_loss: str = "triplet"  # triplet (Eq. 4-5) | softmax (PUL: CE, fresh classifier)
-    sim_threshold: float = 0.85
-    singletons: str = "drop"  # drop | replace: pseudo-ids with one kept image
-    kmeans_iters: int = 30
+    n_iter: int = setting(10, valid=Range(0, None))
+    n_clusters: int = setting(750, valid=Range(1, None))  # K
+    lambda_fr: int = setting(100, valid=Range(0, None))
+    lambda_c: float = setting(0.5, valid=Range(0, 1))
+    beta: float = setting(1e-6, valid=Range(0, None, low_open=True))
+    margin: float = setting(0.5, valid=Range(0, None))  # m of Eq. 4
+    selection: str = setting("temporal")  # temporal (TCUL) | similarity (SUL/PUL) | none
+    centers: str = setting("update")  # update (Eq. 6-7) | kmeans (PUL-style re-clustering)
+    # previous | source (PUL fine-tunes from f_theta0)
+    finetune_from: str = setting("previous")
+    # L2-normalise features once after extraction (PUL: false)
+    l2_normalize: bool = setting(True)
+    # triplet (Eq. 4-5) | softmax (PUL: CE, fresh classifier)
+    finetune_loss: str = setting("triplet")
+    sim_threshold: float = setting(0.85, valid=Range(-1, 1))
+    singletons: str = setting("drop")  # drop | replace: pseudo-ids with one kept image
+    kmeans_iters: int = setting(30, valid=Range(1, None))
 
     # --- target fine-tuning (Sec. 4.1) -------------------------------------------------
-    target_epochs: int = 20
-    target_lr: float = 5e-4  # SGD
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    random_erasing: float = 0.5
-    flip: float = 0.5
+    target_epochs: int = setting(20, valid=Range(0, None))
+    target_lr: float = setting(5e-4, valid=Range(0, None, low_open=True))  # SGD
+    momentum: float = setting(0.9, valid=Range(0, 1, high_open=True))
+    weight_decay: float = setting(5e-4, valid=Range(0, None))
+    random_erasing: float = setting(0.5, source=True, valid=Range(0, 1))
+    flip: float = setting(0.5, source=True, valid=Range(0, 1))
 
     # --- machinery ---------------------------------------------------------------------
-    eval_batch_size: int = 256
-    num_workers: int = 4
-    amp: bool = True  # mixed precision on CUDA only
-    extra: dict = field(default_factory=dict)
+    eval_batch_size: int = setting(256, decides="no", valid=Range(1, None))
+    num_workers: int = setting(4, decides="no", valid=Range(0, None))
+    amp: bool = setting(True)  # mixed precision on CUDA only
+    extra: dict = field(default_factory=dict, metadata={"decides": "no"})
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied, each checked against the field's type."""
@@ -204,7 +253,11 @@ def get_config(profile: str | None = None, **overrides: Any) -> Config:
     override (``tcul``, ``sul``, ``pul``) sets selection, centres and fine-tuning start; a
     ``start`` override (``scratch``, ``imagenet``) the network and its initialisation.
     """
-    profile = profile or os.environ.get("TCUL_PROFILE", DEFAULT_PROFILE)
+    if not profile:
+        profile = os.environ.get("TCUL_PROFILE", "").strip() or DEFAULT_PROFILE
+        if profile not in PROFILES:
+            raise TCULError(f"the environment variable TCUL_PROFILE={profile!r} names no "
+                            f"profile: set it to one of {', '.join(PROFILES)} (or unset it)")
     if profile not in PROFILES:
         raise TCULError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
     base = dict(_PROFILE_OVERRIDES[profile])
@@ -320,22 +373,29 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return new
 
 
+#: How a setting is named in its range error, where the paper has a symbol for it.
+_LABELS = {"n_clusters": "n_clusters (K)", "margin": "margin (m of Eq. 4)",
+           "lambda_c": "lambda_c (Eq. 7)"}
+#: Why a range holds, where it is not obvious.
+_WHY = {"beta": " (it avoids division by zero in Eq. 6)",
+        "batch_ids": " (triplets need two identities)",
+        "batch_instances": " (triplets need two images of an identity)",
+        "num_instances_source": " (triplets need two images of an identity)",
+        "height": " (the smallest input the networks take is 16x8)",
+        "width": " (the smallest input the networks take is 16x8)"}
+
+
 def validate(cfg: Config) -> None:
-    """Reject settings the method cannot run with, naming the fix."""
-    if cfg.n_clusters < 1:
-        raise TCULError(f"n_clusters (K) must be >= 1, got {cfg.n_clusters}")
-    if cfg.lambda_fr < 0:
-        raise TCULError(f"lambda_fr must be >= 0, got {cfg.lambda_fr}")
-    if not 0.0 <= cfg.lambda_c <= 1.0:
-        raise TCULError(f"lambda_c must be in [0, 1], got {cfg.lambda_c}")
-    if cfg.beta <= 0:
-        raise TCULError(f"beta must be > 0 (it avoids division by zero in Eq. 6), got {cfg.beta}")
-    if cfg.batch_ids < 2 or cfg.batch_instances < 2:
-        raise TCULError("batch_ids and batch_instances must be >= 2 to form triplets")
-    if cfg.n_iter < 0 or cfg.target_epochs < 0 or cfg.source_epochs < 0:
-        raise TCULError("n_iter, target_epochs and source_epochs must be >= 0")
-    if cfg.height < 16 or cfg.width < 8:
-        raise TCULError(f"input size {cfg.height}x{cfg.width} is too small: use at least 16x8")
+    """Reject settings the method cannot run with, naming the setting, its range and the
+    value given: every numeric field is checked against its declared :class:`Range`."""
+    for f in dataclasses.fields(Config):
+        valid = f.metadata.get("valid")
+        value = getattr(cfg, f.name)
+        if valid is not None and not valid.holds(value):
+            raise TCULError(
+                f"{_LABELS.get(f.name, f.name)} must be {valid}{_WHY.get(f.name, '')}, got "
+                f"{value!r}: choose another value (--set {f.name}=...)"
+            )
 
 
 def parse_set(items: list[str]) -> dict[str, str]:
@@ -349,15 +409,33 @@ def parse_set(items: list[str]) -> dict[str, str]:
     return out
 
 
-_IGNORED = ("device", "num_workers", "eval_batch_size", "source_root", "target_root", "extra")
 #: settings added to Config after points were cached, with the value every older point was
 #: computed with: at that value they leave the fingerprint as it was (no needless re-runs)
 _ADDED_LATER = {"finetune_loss": "triplet"}
 
 
+def _declared(name: str) -> dict:
+    return {f.name: f.metadata.get(name) for f in dataclasses.fields(Config)}
+
+
+def deciding_settings(cfg: Config) -> dict:
+    """``{setting: value}`` of the settings that decide a result's numbers (declared with
+    ``decides="yes"`` on the field, see :func:`setting`)."""
+    decides = _declared("decides")
+    return {k: v for k, v in cfg.to_dict().items()
+            if decides[k] == "yes" and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
+
+
 def fingerprint(cfg: Config) -> str:
-    """A short hash of the settings that decide a result's numbers (not paths or device):
-    the one key of cached sweep points, baselines and run folders."""
-    d = {k: v for k, v in cfg.to_dict().items()
-         if k not in _IGNORED and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
-    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+    """A short hash of :func:`deciding_settings`: the one key of "same settings" for run
+    folders, source models, baselines and sweep points (paths and device do not enter it;
+    each cached result also records the content key of the data it was computed on)."""
+    blob = json.dumps(deciding_settings(cfg), sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def source_settings(cfg: Config) -> dict:
+    """The settings that decide f_theta0 (declared with ``source=True``), data roots made
+    absolute: a source model is reused only when all of them agree."""
+    d = cfg.identity()
+    return {k: d[k] for k, is_source in _declared("source").items() if is_source}

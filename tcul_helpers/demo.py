@@ -315,8 +315,8 @@ def run_demo(
         run_cfg = pipeline.variant_config(cfg, variant)
         run_dir = run_dirs[variant] = pipeline.variant_dir(run_cfg, variant, out.parent)
         done = (not fresh) and _run_complete(run_dir, run_cfg, target)
-        stages.run(variant, lambda v=variant, d=run_dir: pipeline.run_variant(
-            cfg, v, model, target, d, device=dev, progress=progress, log=say, fresh=fresh,
+        stages.run(variant, lambda c=run_cfg, d=run_dir: pipeline.run_adaptation(
+            c, model, target, d, device=dev, progress=progress, log=say, fresh=fresh,
             restart_on_other_data=True), done)
         hist = load_history(run_dir)
         histories[variant] = hist

@@ -22,7 +22,15 @@ from typing import Any
 
 from .algorithm import AdaptResult, adapt, run_data_matches, run_settings_match
 from .atomic_files import write_json
-from .config import VARIANTS, Config, fingerprint, get_config, start_of, variant_settings
+from .config import (
+    VARIANTS,
+    Config,
+    fingerprint,
+    get_config,
+    source_settings,
+    start_of,
+    variant_settings,
+)
 from .data import load_dataset
 from .device import resolve_device
 from .folder_lock import folder_lock
@@ -30,12 +38,6 @@ from .models import ReidNet, load_checkpoint, save_checkpoint
 from .records import ReidDataset
 from .synthetic import make_world, world_request
 from .training import train_source
-
-#: Settings of the source stage: a source model is reused only when all of these agree.
-SOURCE_KEYS = ("seed", "source", "source_root", "arch", "height", "width", "embedding_dim",
-               "imagenet_init", "source_epochs", "source_lr", "source_margin",
-               "num_instances_source", "batch_ids", "random_erasing", "flip")
-
 
 def world_root(cfg: Config, preset: str, seed: int | None = None) -> Path:
     """Where the synthetic ``preset`` world of ``cfg`` lives (seed 0 has no suffix)."""
@@ -113,11 +115,6 @@ def variant_dir(run_cfg: Config, variant: str, runs: str | Path = "runs") -> Pat
 SOURCE_LOCK_WAIT = 3600.0
 
 
-def _source_settings(cfg: Config) -> dict:
-    d = cfg.identity()
-    return {k: d[k] for k in SOURCE_KEYS}
-
-
 def ensure_source_model(
     cfg: Config,
     source: ReidDataset,
@@ -133,7 +130,7 @@ def ensure_source_model(
     out = Path(out_dir)
     ckpt, meta_path = out / "model.pt", out / "source.json"
     device = resolve_device(device if device is not None else cfg.device)
-    want = {**_source_settings(cfg), "data": source.content_key()}
+    want = {**source_settings(cfg), "data": source.content_key()}
     # one trainer per folder: a second process waits, then reuses what the first trained
     with folder_lock(out, "source-model folder", wait=SOURCE_LOCK_WAIT, log=log):
         if ckpt.exists() and meta_path.exists():
@@ -163,14 +160,16 @@ def ensure_source_model(
         return model
 
 
-def variant_config(cfg: Config, variant: str) -> Config:
-    """``cfg`` with the selection / centre / fine-tuning settings of ``variant``."""
-    return cfg.replace(**variant_settings(variant, cfg.profile))
+def variant_config(cfg: Config, variant: str, **overrides: Any) -> Config:
+    """``cfg`` with the selection / centre / fine-tuning settings of ``variant``, then
+    ``overrides`` (which win: ``variant_config(cfg, "tcul", selection="none")`` is TCUL's
+    loop without selection). The one place a variant is applied to a configuration
+    (``get_config(variant=...)`` applies it in the same order)."""
+    return cfg.replace(**{**variant_settings(variant, cfg.profile), **overrides})
 
 
-def run_variant(
-    cfg: Config,
-    variant: str,
+def run_adaptation(
+    run_cfg: Config,
     source_model: ReidNet,
     target: ReidDataset,
     run_dir: str | Path,
@@ -178,13 +177,13 @@ def run_variant(
     restart_on_other_data: bool = False,
     **kwargs: Any,
 ) -> AdaptResult:
-    """:func:`tcul_helpers.algorithm.adapt` for a named variant (``tcul``, ``sul``, ``pul``).
+    """:func:`tcul_helpers.algorithm.adapt` with ``run_cfg`` as given (a variant's settings
+    already applied, by :func:`variant_config` or ``get_config(variant=...)``).
     ``restart_on_other_data``: a run in ``run_dir`` computed on other data (e.g. a world
     regenerated with new knobs) or with other settings (e.g. by an older kit whose variant
     trained otherwise) is started over instead of refused; the kit's own folders under
     ``runs/`` (demo, notebooks), named after their settings, use it; a folder the user named
     does not."""
-    run_cfg = variant_config(cfg, variant)
     if restart_on_other_data:
         log = kwargs.get("log")
         if not run_data_matches(run_dir, target):

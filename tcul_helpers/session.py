@@ -89,8 +89,8 @@ class LabSession:
         (:func:`tcul_helpers.pipeline.variant_dir`)."""
         from .pipeline import variant_config, variant_dir
 
-        cfg = self.cfg.replace(**overrides) if overrides else self.cfg
-        return variant_dir(variant_config(cfg, variant), variant, self.runs_dir)
+        return variant_dir(variant_config(self.cfg, variant, **overrides), variant,
+                           self.runs_dir)
 
     def __repr__(self) -> str:
         return (f"LabSession(profile={self.cfg.profile!r}, seed={self.cfg.seed}, "
@@ -168,13 +168,12 @@ class LabSession:
         :class:`~tcul_helpers.algorithm.AdaptResult` (``.history``, ``.baseline``,
         ``.centers``, ``.model``, ``.run_dir``). Computed once, then resumed from ``runs/``.
         ``overrides`` change settings; such a run lives in its own folder."""
-        from .pipeline import run_variant
+        from .pipeline import run_adaptation, variant_config
 
         key = variant + "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
         if key not in self._runs:
-            cfg = self.cfg.replace(**overrides) if overrides else self.cfg
-            self._runs[key] = run_variant(
-                cfg, variant, self.source_model(), self.target,
+            self._runs[key] = run_adaptation(
+                variant_config(self.cfg, variant, **overrides), self.source_model(), self.target,
                 self.run_dir(variant, **overrides), restart_on_other_data=True,
                 progress=self.progress, log=print if self.progress else None)
         return self._runs[key]

@@ -166,8 +166,9 @@ def run_point(
         source_model = _source(cfg, source_dir, device, progress, log)
     run_dir = out_dir / sweep / "runs" / f"{variant}-{_fmt(value)}"
     t0 = time.perf_counter()
-    res = pipeline.run_variant(run_cfg, variant, source_model, target, run_dir, device=device,
-                               progress=progress, fresh=True, evaluate_each=False)
+    res = pipeline.run_adaptation(pipeline.variant_config(run_cfg, variant), source_model,
+                                  target, run_dir, device=device, progress=progress,
+                                  fresh=True, evaluate_each=False)
     seconds = time.perf_counter() - t0
     final = res.history[-1] if res.history else dict(res.baseline)
     point = {

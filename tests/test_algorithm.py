@@ -111,9 +111,9 @@ def test_a_run_on_other_data_is_refused_or_started_over(world, tmp_path):
     with pytest.raises(TCULError, match="other data"):
         adapt(model, other, cfg, tmp_path / "run", "cpu", progress=False)
     messages: list[str] = []
-    res = pipeline.run_variant(cfg, "tcul", model, other, tmp_path / "run", device="cpu",
-                               progress=False, restart_on_other_data=True,
-                               log=messages.append)
+    res = pipeline.run_adaptation(cfg, model, other, tmp_path / "run", device="cpu",
+                                  progress=False, restart_on_other_data=True,
+                                  log=messages.append)
     assert res.status == "complete" and "computed on other data" in messages[0]
     assert run_data_matches(tmp_path / "run", other)
     assert load_history(tmp_path / "run")["baseline"]  # recomputed from iteration 0
@@ -136,8 +136,8 @@ def test_the_source_model_is_retrained_on_other_source_data(world, tmp_path):
 @pytest.mark.parametrize("variant", ["sul", "pul"])
 def test_variants_run(world, tmp_path, variant):
     cfg, target, model = world
-    res = pipeline.run_variant(cfg.replace(n_iter=1), variant, model, target,
-                               tmp_path / variant, device="cpu", progress=False)
+    res = pipeline.run_adaptation(pipeline.variant_config(cfg, variant, n_iter=1), model,
+                                  target, tmp_path / variant, device="cpu", progress=False)
     assert len(res.history) == 1
     saved = json.loads((tmp_path / variant / "config.json").read_text())
     assert saved["selection"] == "similarity"
@@ -155,7 +155,7 @@ def test_variants_run(world, tmp_path, variant):
 
 def test_a_run_of_an_older_kit_in_the_kits_own_folder_is_started_over(world, tmp_path):
     """A PUL-style run written before the softmax fine-tuning (its config.json has no
-    finetune_loss: the triplet loss) is refused by adapt, started over by run_variant for
+    finetune_loss: the triplet loss) is refused by adapt, started over by run_adaptation for
     the kit's own folders, and not taken as done by the demo."""
     from tcul_helpers.demo import _run_complete
 
@@ -171,8 +171,8 @@ def test_a_run_of_an_older_kit_in_the_kits_own_folder_is_started_over(world, tmp
     with pytest.raises(TCULError, match="other settings.*finetune_loss"):
         adapt(model, target, new, run, "cpu", progress=False)
     messages: list[str] = []
-    pipeline.run_variant(cfg, "pul", model, target, run, device="cpu", progress=False,
-                         restart_on_other_data=True, log=messages.append)
+    pipeline.run_adaptation(new, model, target, run, device="cpu", progress=False,
+                            restart_on_other_data=True, log=messages.append)
     assert "computed with other settings" in messages[0]
     assert json.loads((run / "config.json").read_text())["finetune_loss"] == "softmax"
     assert run_settings_match(run, new) and _run_complete(run, new, target)

@@ -266,3 +266,107 @@ def test_a_source_model_of_other_settings_beside_a_current_record_is_retrained(w
     heard.clear()
     pipeline.ensure_source_model(cfg, source, out, progress=False, log=heard.append)
     assert heard == [f"reusing the source model {out / 'model.pt'}"] and meta["settings"]["data"]
+
+
+# ------------------------------------------------------------------ settings and structure
+def _cli(*argv: str) -> tuple[int, str]:
+    """Run the CLI in-process: (exit code, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(list(argv))
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("target_lr=0", "target_lr must be > 0"),
+    ("source_lr=-1e-3", "source_lr must be > 0"),
+    ("margin=-0.1", "margin (m of Eq. 4) must be >= 0"),
+    ("source_margin=-1", "source_margin must be >= 0"),
+    ("sim_threshold=1.5", "sim_threshold must be in [-1, 1]"),
+    ("momentum=1", "momentum must be in [0, 1)"),
+    ("random_erasing=2", "random_erasing must be in [0, 1]"),
+    ("flip=-0.5", "flip must be in [0, 1]"),
+    ("weight_decay=-1", "weight_decay must be >= 0"),
+    ("lambda_c=1.5", "lambda_c (Eq. 7) must be in [0, 1]"),
+    ("beta=0", "beta must be > 0 (it avoids division by zero in Eq. 6)"),
+    ("kmeans_iters=0", "kmeans_iters must be >= 1"),
+    ("target_lr=nan", "target_lr must be > 0"),
+])
+def test_every_bad_numeric_setting_stops_before_any_work(setting, message, tmp_path):
+    code, err = _cli("adapt", "--profile", "smoke", "--set", setting,
+                     "--runs", str(tmp_path / "runs"))
+    assert code == 2
+    assert message in err and f"--set {setting.split('=')[0]}=" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_every_numeric_setting_has_a_declared_range():
+    import dataclasses
+
+    from tcul_helpers.config import Config
+
+    for f in dataclasses.fields(Config):
+        if f.type in ("int", "float"):
+            assert f.metadata.get("valid") is not None, f"{f.name} has no Range"
+
+
+def test_a_bad_tcul_profile_variable_is_named(monkeypatch):
+    monkeypatch.setenv("TCUL_PROFILE", "clasroom")
+    with pytest.raises(TCULError, match="environment variable TCUL_PROFILE='clasroom'"):
+        get_config()
+    code, err = _cli("config")
+    assert code == 2 and "TCUL_PROFILE" in err and "Traceback" not in err
+
+
+def test_one_fingerprint_and_one_atomic_writer():
+    """What decides a result is declared once (field metadata) and hashed in one function;
+    files are written atomically by one helper: grep finds one definition of each."""
+    sources = {p: p.read_text() for p in (REPO / "tcul_helpers").rglob("*.py")}
+    fps = [p.name for p, s in sources.items() if "def fingerprint(" in s]
+    assert fps == ["config.py"]
+    tmp_writers = [p.name for p, s in sources.items()
+                   if "os.replace(" in s and p.name not in ("atomic_files.py", "algorithm.py")]
+    assert tmp_writers == []  # algorithm.py only promotes already-written pending files
+    for name in ("SOURCE_KEYS", "_comparable", "_IGNORED"):
+        assert not any(name in s for s in sources.values()), name
+
+
+def test_the_package_has_no_import_circle():
+    """Module-level imports between the kit's modules form no cycle (lazy imports inside
+    functions are not counted: they exist to keep optional dependencies optional)."""
+    import ast
+
+    pkg = REPO / "tcul_helpers"
+    mods = {".".join(p.relative_to(pkg).with_suffix("").parts): p for p in pkg.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        here = name.split(".")[:-1]
+        deps: set[str] = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = here[: len(here) - (node.level - 1)] if node.level > 1 else here
+                target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                for alias in node.names:
+                    full = f"{target}.{alias.name}" if target else alias.name
+                    for cand in (full, target):
+                        cand = cand.removesuffix(".__init__")
+                        if cand in mods or f"{cand}.__init__" in mods:
+                            deps.add(cand if cand in mods else f"{cand}.__init__")
+                            break
+        graph[name] = deps - {name}
+    assert "pipeline" in graph["sweeps"] and "config" in graph["pipeline"]  # the graph is real
+    state: dict[str, int] = {}
+
+    def visit(n: str, stack: list[str]) -> None:
+        state[n] = 1
+        for d in graph.get(n, ()):
+            if state.get(d) == 1:
+                raise AssertionError("import circle: " + " -> ".join([*stack, n, d]))
+            if d not in state:
+                visit(d, [*stack, n])
+        state[n] = 2
+
+    for n in graph:
+        if n not in state:
+            visit(n, [])

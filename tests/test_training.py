@@ -242,9 +242,10 @@ def test_softmax_finetune_learns_the_pseudo_labels_with_a_fresh_head(records, mo
     assert model.state_dict().keys() == build_model("compact", 0, 16).state_dict().keys()
 
 
-def test_softmax_head_starts_near_chance_at_lr_zero(records):
-    """With no update the loss is the fresh head's: ln(K') for K' kept clusters."""
-    cfg = tiny_cfg(finetune_loss="softmax", target_lr=0.0, target_epochs=1)
+def test_softmax_head_starts_near_chance_at_a_tiny_lr(records):
+    """With (almost) no update the loss is the fresh head's: ln(K') for K' kept clusters
+    (lr 0 itself is refused by the range check)."""
+    cfg = tiny_cfg(finetune_loss="softmax", target_lr=1e-12, target_epochs=1)
     model = build_model("compact", 0, cfg.embedding_dim)
     pseudo = np.array([r.pid // 2 for r in records])  # 3 clusters of 8 images
     stats = finetune(model, records, pseudo, cfg, "cpu", progress=False)
@@ -318,3 +319,14 @@ def test_pul_style_takes_publics_pul_lr_in_the_paper_profile_only():
         assert variant_config(get_config(profile), "pul").target_lr == own
     # an explicit setting (``--set target_lr=...``) comes after the variant and wins
     assert get_config("paper", variant="pul", target_lr=2e-3).target_lr == 2e-3
+
+
+def test_a_setting_given_by_hand_wins_over_the_variants_own():
+    """The variant is applied once, before the user's overrides (get_config and
+    variant_config agree), so ``selection=none`` under TCUL really runs without selection."""
+    from tcul_helpers.pipeline import variant_config
+
+    base = get_config("smoke")
+    assert variant_config(base, "tcul", selection="none").selection == "none"
+    assert get_config("smoke", variant="tcul", selection="none").selection == "none"
+    assert variant_config(base, "sul") == get_config("smoke", variant="sul")
