@@ -39,6 +39,7 @@ from .records import ReidDataset
 from .synthetic import make_world, world_request
 from .training import train_source
 
+
 def world_root(cfg: Config, preset: str, seed: int | None = None) -> Path:
     """Where the synthetic ``preset`` world of ``cfg`` lives (seed 0 has no suffix)."""
     base = Path(cfg.source_root if preset == "source" else cfg.target_root)
