@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic_files import write_json, write_npz
+from .atomic_files import WriteError, check_writable, write_json, write_npz
 from .clustering import assign_clusters, kmeans_init, kmeans_recluster, update_centers
 from .config import Config, deciding_settings, fingerprint
 from .device import resolve_device
@@ -172,14 +172,8 @@ class _Run:
             for name in (HISTORY, CONFIG, STATE, CHECKPOINT, TRACE, *PENDING.values()):
                 (run_dir / name).unlink(missing_ok=True)
         if hist_path.exists():
-            try:
-                self.data = json.loads(hist_path.read_text())
-                old = Config.load(run_dir / CONFIG)
-            except (json.JSONDecodeError, OSError, TypeError) as exc:
-                raise TCULError(
-                    f"{hist_path} or its config.json is unreadable ({exc}): delete {run_dir} "
-                    "or start over (--fresh)"
-                ) from None
+            self.data = read_history(hist_path)
+            old = Config.load(run_dir / CONFIG)
             if fingerprint(old) != fingerprint(cfg):
                 have, want = deciding_settings(old), deciding_settings(cfg)
                 diff = sorted(k for k in want.keys() | have.keys() if have.get(k) != want.get(k))
@@ -213,7 +207,8 @@ class _Run:
                trace: dict[str, np.ndarray], record: dict | None) -> None:
         """Store iteration ``it`` (0: the initialisation) as one step: see :data:`PENDING`."""
         stamp = {STAMP: np.int64(it)}
-        save_checkpoint(self.dir / PENDING[CHECKPOINT], model, {"iteration": it})
+        save_checkpoint(self.dir / PENDING[CHECKPOINT], model, {"iteration": it},
+                        input_size=(self.cfg.height, self.cfg.width))
         write_npz(self.dir / PENDING[STATE], centers=centers, features=z, **stamp)
         write_npz(self.dir / PENDING[TRACE], **trace, **stamp)
         _COMMIT_HOOK("staged", it)
@@ -320,6 +315,18 @@ def adapt(
     camids = np.array([r.camid for r in train], dtype=np.int64)
     truth = np.array([r.pid for r in train], dtype=np.int64)
     say = log or (lambda _msg: None)
+
+    if not fresh and run_dir.is_dir():
+        try:
+            check_writable(run_dir, "run folder")
+        except WriteError:
+            # a read-only folder (a shared class folder, a read-only mount) can still be
+            # *read*: a finished run of these settings needs no write at all
+            finished = _finished_run(run_dir, cfg, target, device)
+            if finished is None:
+                raise
+            say(f"{run_dir} is read-only and holds the finished run: nothing to do")
+            return finished
 
     with folder_lock(run_dir, "run folder"):
         return _adapt(source_model, target, cfg, run_dir, device, train, frames, camids, truth,
@@ -441,12 +448,61 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
                        run.data["baseline"])
 
 
+def _finished_run(run_dir: Path, cfg: Config, target: ReidDataset,
+                  device: torch.device) -> AdaptResult | None:
+    """The complete run of ``cfg`` on ``target`` in ``run_dir``, read without writing
+    anything; ``None`` when the folder holds anything else (an unfinished run, other
+    settings or data, pending files of an interrupted commit)."""
+    hist_path = run_dir / HISTORY
+    if not hist_path.is_file() or any((run_dir / p).exists() for p in PENDING.values()):
+        return None
+    data = read_history(hist_path)
+    if (data.get("status") != "complete" or len(data["iterations"]) != cfg.n_iter
+            or data.get("data_key") != target.content_key()
+            or fingerprint(Config.load(run_dir / CONFIG)) != fingerprint(cfg)):
+        return None
+    model, _meta = load_checkpoint(run_dir / CHECKPOINT, arch=cfg.arch, device=device)
+    centers = _read_arrays(run_dir / STATE)["centers"]
+    return AdaptResult(model, centers, data["iterations"], run_dir, "complete",
+                       data["baseline"])
+
+
+def read_history(path: str | Path) -> dict:
+    """A run's ``history.json``, checked: a dict with ``status`` (text), ``baseline`` (a
+    dict) and ``iterations`` (records numbered 1, 2, ...). TCULError naming the file and
+    the fix (``--fresh``) when it is unreadable, not UTF-8 JSON, or of another shape."""
+    path = Path(path)
+    fix = "delete it, or start the run over (--fresh)"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TCULError(f"{path} is unreadable ({type(exc).__name__}): {fix}") from None
+    problem = ""
+    if not isinstance(data, dict):
+        problem = f"a {type(data).__name__}, not a run record"
+    elif not isinstance(data.get("iterations"), list):
+        problem = "no list of iterations"
+    elif not isinstance(data.get("baseline", {}), dict) or not isinstance(
+            data.get("status", ""), str):
+        problem = "a baseline or status of the wrong type"
+    else:
+        for i, rec in enumerate(data["iterations"], start=1):
+            if not isinstance(rec, dict) or rec.get("iteration") != i:
+                problem = f"iteration record {i} is missing or misnumbered"
+                break
+    if problem:
+        raise TCULError(f"{path} is damaged ({problem}): {fix}")
+    data.setdefault("baseline", {})
+    data.setdefault("status", "new")
+    return data
+
+
 def load_history(run_dir: str | Path) -> dict:
     """The ``history.json`` of a run folder: ``{"status", "baseline", "iterations"}``."""
     path = Path(run_dir) / HISTORY
     if not path.is_file():
         raise TCULError(f"no {HISTORY} in {run_dir}: run the adaptation there first")
-    return json.loads(path.read_text())
+    return read_history(path)
 
 
 def camera_pair_history(run_dir: str | Path, target: ReidDataset) -> list[dict]:
@@ -473,8 +529,8 @@ def run_data_matches(run_dir: str | Path, target: ReidDataset) -> bool:
     if not path.is_file():
         return True
     try:
-        return json.loads(path.read_text()).get("data_key") == target.content_key()
-    except (OSError, json.JSONDecodeError):
+        return read_history(path).get("data_key") == target.content_key()
+    except TCULError:
         return True  # adapt reports the unreadable file itself
 
 
@@ -488,7 +544,7 @@ def run_settings_match(run_dir: str | Path, cfg: Config) -> bool:
         return True
     try:
         old = Config.load(path)
-    except (OSError, json.JSONDecodeError, TypeError):
+    except TCULError:
         return True
     return fingerprint(old) == fingerprint(cfg)
 

@@ -9,14 +9,20 @@ replace the destination in one step (``os.replace``, atomic on POSIX and Windows
 * two processes writing the same file at once never share a temporary file: the last
   complete write wins and a reader always sees one whole version;
 * a failed write (disk full, an exception while serialising) removes its temporary file
-  and leaves the destination as it was.
+  and leaves the destination as it was; an operating-system refusal (disk full, read-only
+  or unwritable folder, a file where a folder should be) becomes :class:`WriteError`, one
+  line naming the path and the way out.
+
+:func:`check_writable` asks the same questions of an output folder *before* work starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +30,59 @@ from typing import IO, Any
 
 import numpy as np
 
+from .errors import TCULError
+
 TMP_SUFFIX = ".tmp"
+
+
+class WriteError(TCULError):
+    """The operating system refused a write: disk full, read-only or unwritable folder."""
+
+
+def write_error(path: str | Path, exc: OSError) -> WriteError:
+    """One line for an OSError raised while writing ``path``: the problem and the fix."""
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        fix = "the disk is full: free some disk space, or choose another folder (--out / --runs)"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = ("the folder is read-only or not yours: choose a folder you can write to "
+               "(--out / --runs)")
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        fix = "a file stands where a folder should be: choose another folder (--out / --runs)"
+    else:
+        fix = f"{exc.strerror or exc}: choose another folder (--out / --runs)"
+    return WriteError(f"cannot write {path}: {fix}")
+
+
+def check_writable(folder: str | Path, what: str = "output folder", need_bytes: int = 0) -> None:
+    """Refuse, before any work, an output ``folder`` the kit could not write its results to:
+    a file of that name, a read-only or unwritable folder (tried with a real temporary file,
+    which also tells a read-only mount from a root user's permissions), or less free space
+    than ``need_bytes``. TCULError (one line) if so; nothing is left behind."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise WriteError(f"{what} {folder} is a file, not a folder: choose a folder "
+                         "(--out / --runs)")
+    probe_in = folder
+    while not probe_in.exists():  # the nearest folder that exists is where it will be made
+        if probe_in.parent == probe_in:
+            break
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise WriteError(f"{what} {folder}: {probe_in} is a file, not a folder: choose "
+                         "another folder (--out / --runs)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-test.", dir=probe_in)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    free = shutil.disk_usage(probe_in).free
+    if need_bytes and free < need_bytes:
+        raise WriteError(
+            f"{what} {folder} has {free / 2**20:.0f} MB free but the run needs about "
+            f"{need_bytes / 2**20:.0f} MB: free some disk space, or choose another folder "
+            "(--out / --runs)")
 
 
 @contextlib.contextmanager
@@ -36,8 +94,11 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_writer mode must be 'wb' or 'w', not {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
@@ -45,9 +106,11 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise write_error(path, exc) from None
         raise
 
 
@@ -88,4 +151,5 @@ def torch_save(path: str | Path, obj: Any) -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_writer", "torch_save", "write_json", "write_npz", "write_text"]
+__all__ = ["WriteError", "atomic_writer", "check_writable", "torch_save", "write_error",
+           "write_json", "write_npz", "write_text"]

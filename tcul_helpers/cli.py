@@ -303,6 +303,17 @@ def _run_adaptation(cfg: Config, model: Any, target: Any, run_dir: Path,
                                    progress=_progress(args), fresh=fresh, log=print)
 
 
+def _check_output(cfg: Config, args: argparse.Namespace) -> None:
+    """Refuse, before minutes of training, an output folder (``--out``, else ``--runs``)
+    the results could not be written to: a file, read-only, or too little free space for
+    two checkpoints (the committed one and the next iteration's)."""
+    from .atomic_files import check_writable
+    from .models import checkpoint_bytes
+
+    folder = args.out if args.out is not None else args.runs
+    check_writable(folder, "output folder", 2 * checkpoint_bytes(cfg.arch, cfg.embedding_dim))
+
+
 def _final_scores(history: list[dict], baseline: dict) -> dict:
     for record in reversed(history):
         if "mAP" in record:
@@ -365,7 +376,8 @@ def cmd_world(args: argparse.Namespace) -> int:
             summary = make_world(root, preset, cfg.seed, scale=cfg.world_scale,
                                  progress=_progress(args), overwrite=args.overwrite, **knobs)
         except TCULError as exc:  # name the command line's switch, not the function's
-            raise TCULError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
+            raise TCULError(str(exc).replace(" (Python: make_world(..., overwrite=True))", "")
+                            ) from None
         _print_world(summary)
         if args.stats:
             _print_stats(load_dataset("synthetic", root), cfg, args)
@@ -386,6 +398,7 @@ def cmd_source(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_model
 
     cfg = build_config(args)
+    _check_output(cfg, args)
     model, out = _load_source_model(cfg, args, args.out)
     print(f"source model: {out / 'model.pt'}")
     if args.evaluate:
@@ -415,6 +428,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     extra = {} if args.iterations is None else {"n_iter": args.iterations}
     cfg = build_config(args, variant=args.variant, **extra)
+    _check_output(cfg, args)
     run_dir = args.out or pipeline.variant_dir(cfg, args.variant, args.runs)
     model, _ = _load_source_model(cfg, args)
     target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
@@ -436,6 +450,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     device = resolve_device(cfg.device)
     model, meta = load_checkpoint(args.checkpoint, arch=cfg.arch, device=device)
+    cfg = _checkpoint_input_size(cfg, model, args)
     target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
     scores = evaluate_model(model, target, cfg, device, progress=_progress(args))
     if args.json:
@@ -448,6 +463,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(_table(["rank-1", "rank-5", "rank-10", "mAP"],
                  [[_fmt(scores[k]) for k in ("rank1", "rank5", "rank10", "mAP")]]))
     return 0
+
+
+def _checkpoint_input_size(cfg: Config, model: Any, args: argparse.Namespace) -> Config:
+    """``cfg`` at the input size the checkpoint was trained at: a network scored at another
+    size gives plausible but wrong numbers. A size set by hand (--set height/width) that
+    differs is refused."""
+    size = getattr(model, "trained_input_size", None)
+    if size is None or size == (cfg.height, cfg.width):
+        return cfg
+    given = parse_set(args.sets)
+    if "height" in given or "width" in given:
+        raise TCULError(
+            f"checkpoint {args.checkpoint} was trained at {size[0]}x{size[1]} but "
+            f"--set asks for {cfg.height}x{cfg.width}: drop --set height/width (the "
+            "checkpoint's size is used) or evaluate a checkpoint of that size")
+    print(f"using the checkpoint's input size {size[0]}x{size[1]} "
+          f"(the {cfg.profile} profile's is {cfg.height}x{cfg.width})", file=sys.stderr)
+    return cfg.replace(height=size[0], width=size[1])
 
 
 def _safe_name(value: Any) -> str:
@@ -465,6 +498,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not values:
         raise TCULError("--values is empty: give comma-separated values, e.g. 50,100,200")
     base = build_config(args, variant=args.variant)
+    _check_output(base, args)
     # every value is checked before anything runs
     configs = [build_config(args, variant=args.variant, **{param: v}) for v in values]
     suffix = "" if args.variant == "tcul" else f"-{args.variant}"
@@ -528,6 +562,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo = _import_optional("demo")
     sweeps = _import_optional("sweeps")
     cfg = build_config(args)
+    _check_output(cfg, args)
     out = args.out or demo.default_out(cfg, args.runs)
     demo.run_demo(cfg, out_dir=out, fresh=args.fresh, progress=_progress(args),
                   device=cfg.device, sweeps_dir=sweeps.default_dir(cfg, args.runs))
@@ -539,6 +574,7 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     """The report's parameter sweeps (:func:`tcul_helpers.sweeps.run_sweeps`)."""
     sweeps = _import_optional("sweeps")
     cfg = build_config(args)
+    _check_output(cfg, args)
     out = args.out or sweeps.default_dir(cfg, args.runs)
     only = None
     if args.only is not None:

@@ -183,9 +183,23 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        """Read a configuration written by :meth:`save`."""
-        data = json.loads(Path(path).read_text())
-        return cls(**data)
+        """Read a configuration written by :meth:`save`; TCULError (one line naming the
+        file) when it is unreadable, not UTF-8 JSON, or not a kit configuration."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TCULError(f"{path} is unreadable ({type(exc).__name__}): delete it, or "
+                            "start the run over (--fresh)") from None
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(data, dict) or not set(data) <= names:
+            raise TCULError(f"{path} is not a kit configuration: delete it, or start the run "
+                            "over (--fresh)")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise TCULError(f"{path} is not a kit configuration ({exc}): delete it, or start "
+                            "the run over (--fresh)") from None
 
 
 _SYNTHETIC = dict(

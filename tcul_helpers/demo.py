@@ -23,11 +23,19 @@ from typing import Any
 import numpy as np
 
 from . import pipeline
-from .algorithm import HISTORY, STATE, camera_pair_history, load_history, run_settings_match
+from .algorithm import (
+    HISTORY,
+    STATE,
+    camera_pair_history,
+    load_history,
+    read_history,
+    run_settings_match,
+)
 from .atomic_files import write_json
 from .clustering import assign_clusters
 from .config import STARTS, Config, fingerprint, get_config, start_of
 from .device import resolve_device
+from .errors import TCULError
 from .evaluation import evaluate_model
 from .report import write_report
 from .sweeps import default_dir, load_sweeps
@@ -81,9 +89,9 @@ def _run_complete(run_dir: Path, run_cfg: Config, target) -> bool:
     """True when ``run_dir`` holds a finished run of ``run_cfg.n_iter`` iterations on
     ``target`` with the settings ``run_cfg`` (a run of an older kit is not reused)."""
     try:
-        hist = json.loads((run_dir / HISTORY).read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
+        hist = read_history(run_dir / HISTORY)
+    except TCULError:
+        return False  # a missing or damaged history: the run is not done
     return (hist.get("status") == "complete"
             and len(hist.get("iterations", [])) == run_cfg.n_iter
             and hist.get("data_key") == target.content_key()
@@ -115,11 +123,11 @@ def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> 
            "data": target.content_key()}
     if path.exists():
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("key") == key:
-                return data["metrics"], True
-        except (OSError, json.JSONDecodeError, KeyError):
-            pass
+                return {k: float(v) for k, v in data["metrics"].items()}, True
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            pass  # a pure cache: a damaged one is computed again
     net = copy.deepcopy(model).drop_classifier().to(device)
     metrics = evaluate_model(net, target, cfg, device, progress=progress)
     metrics = {k: float(metrics[k]) for k in METRICS if k in metrics}
@@ -136,11 +144,11 @@ def _realism(cfg: Config, source, target, out: Path) -> dict:
     key = {"source": source.content_key(), "target": target.content_key(),
            "lambda_fr": cfg.lambda_fr}
     try:
-        data = json.loads(path.read_text())
-        if data.get("key") == key:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key") == key and isinstance(data["stats"], dict):
             return data["stats"]
-    except (OSError, json.JSONDecodeError, KeyError, AttributeError):
-        pass
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass  # a pure cache: a damaged one is computed again
     stats = {name: realism_statistics(ds, lambda_fr=cfg.lambda_fr, seed=cfg.seed)
              for name, ds in (("source", source), ("target", target))}
     _write_json(path, {"key": key, "stats": stats})
@@ -163,8 +171,10 @@ def _starts(cfg: Config, out_dir: Path, results: dict) -> dict[str, dict]:
         other = get_config(cfg.profile, seed=cfg.seed, start=start)
         path = default_out(other, out_dir.parent) / "results.json"
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
             continue
         if data.get("data_keys") == results["data_keys"] and data.get("start") == start:
             out[start] = {k: data.get(k) for k in _START_KEYS}

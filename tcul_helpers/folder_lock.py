@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .atomic_files import write_error
 from .errors import TCULError
 
 try:
@@ -57,7 +58,13 @@ def folder_lock(folder: str | Path, what: str = "folder", wait: float = 0.0,
     """
     folder = Path(folder)
     path = Path(lock_path) if lock_path is not None else folder / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise TCULError(f"{what} {folder} is a file, not a folder: choose a folder "
+                        "(--out / --runs)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path.parent, exc) from None
     key = str(path.resolve())
     if fcntl is None or key in _HELD:  # Windows, or this process holds it already
         _HELD[key] = _HELD.get(key, 0) + 1
@@ -68,7 +75,10 @@ def folder_lock(folder: str | Path, what: str = "folder", wait: float = 0.0,
             if not _HELD[key]:
                 del _HELD[key]
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise write_error(path.parent, exc) from None
     try:
         deadline = time.monotonic() + max(0.0, wait)
         told = False

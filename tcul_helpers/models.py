@@ -48,6 +48,7 @@ from torch import nn
 from .atomic_files import torch_save
 from .device import memory_format
 from .errors import TCULError
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 ARCHS = ("resnet50", "resnet18", "compact", "mobilenet_v2")
 CHECKPOINT_FORMAT = "tcul-checkpoint-v1"
@@ -350,13 +351,25 @@ def build_model(arch: str, num_classes: int, embedding_dim: int,
     return ReidNet(arch, trunk, channels, int(num_classes), int(embedding_dim))
 
 
+def checkpoint_bytes(arch: str, embedding_dim: int) -> int:
+    """About how many bytes a checkpoint of ``arch`` takes on disk (its float32 weights and
+    buffers), counted on a model built on the ``meta`` device (no memory, no weights)."""
+    with torch.device("meta"):
+        net = build_model(arch, 0, embedding_dim)
+    return sum(t.numel() * t.element_size() for t in (*net.parameters(), *net.buffers()))
+
+
 def model_to_device(model: nn.Module, device: torch.device | str) -> nn.Module:
     """Move ``model`` to ``device``; channels-last memory layout on CUDA."""
     return model.to(device=torch.device(device), memory_format=memory_format(device))
 
 
-def save_checkpoint(path: str | Path, model: ReidNet, meta: dict | None = None) -> Path:
-    """Write ``{format, arch, num_classes, embedding_dim, state_dict, meta}`` to ``path``.
+def save_checkpoint(path: str | Path, model: ReidNet, meta: dict | None = None,
+                    input_size: tuple[int, int] | None = None) -> Path:
+    """Write ``{format, arch, num_classes, embedding_dim, input_size, normalization,
+    state_dict, meta}`` to ``path``: what the model needs to be used again (``input_size``
+    is ``(height, width)``, the size it was trained at; ``normalization`` the ImageNet
+    mean / std the kit's transforms apply).
 
     ``meta`` must be JSON-like (numbers, strings, lists, dicts) so that the file loads with
     ``torch.load(weights_only=True)``. Tensors are stored on the CPU.
@@ -377,6 +390,8 @@ def save_checkpoint(path: str | Path, model: ReidNet, meta: dict | None = None) 
         "arch": model.arch,
         "num_classes": model.num_classes,
         "embedding_dim": model.embedding_dim,
+        "input_size": None if input_size is None else [int(input_size[0]), int(input_size[1])],
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "meta": meta,
     }
@@ -390,9 +405,14 @@ def load_checkpoint(path: str | Path, arch: str | None = None,
 
     ``arch`` (optional) is the architecture the caller expects; a checkpoint of another one,
     a missing, corrupt or foreign file raises TCULError naming the path and the problem.
-    The model is returned in eval mode on ``device``.
+    The model is returned in eval mode on ``device``; its ``trained_input_size`` is the
+    ``(height, width)`` the checkpoint records (``None`` for an older kit's file).
     """
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.pt"))
+        hint = f"name one of its files ({', '.join(found)})" if found else "name a .pt file"
+        raise TCULError(f"checkpoint {path} is a folder, not a checkpoint file: {hint}")
     if not path.is_file():
         raise TCULError(f"checkpoint {path} does not exist: train the model first or fix the path")
     try:
@@ -429,4 +449,6 @@ def load_checkpoint(path: str | Path, arch: str | None = None,
         ) from None
     model_to_device(model, device)
     model.eval()
+    size = blob.get("input_size")  # None in checkpoints of older kits
+    model.trained_input_size = tuple(int(v) for v in size) if size else None
     return model, dict(blob.get("meta") or {})

@@ -153,7 +153,8 @@ def ensure_source_model(
                         "training it again")
         t0 = time.perf_counter()
         model, hist = train_source(source.train, cfg, device, progress=progress)
-        save_checkpoint(ckpt, model, {"stage": "source", "settings": want})
+        save_checkpoint(ckpt, model, {"stage": "source", "settings": want},
+                        input_size=(cfg.height, cfg.width))
         write_json(meta_path, {"settings": want, "seconds": time.perf_counter() - t0,
                                "history": {k: v for k, v in hist.items() if k != "pids"}})
         if log:

@@ -101,9 +101,10 @@ def point_path(out_dir: str | Path, sweep: str, variant: str, value: float) -> P
 
 def _read_point(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # a pure cache: a damaged point is computed again
+    return data if isinstance(data, dict) else None
 
 
 def _source(cfg: Config, source_dir: str | Path | None, device: Any, progress: bool,

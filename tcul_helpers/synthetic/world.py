@@ -64,15 +64,34 @@ def world_request(preset: str, scale: str, seed: int, **overrides: Any) -> dict:
     return _request(preset, scale, seed, json.loads(json.dumps(knobs.to_dict())))
 
 
+#: The way out named by every message about a damaged or other world: the CLI switch (which
+#: works on a corrupt manifest too) and its Python argument.
+REGENERATE = ("regenerate it with `python -m tcul_helpers world --overwrite` "
+              "(Python: make_world(..., overwrite=True)) or choose another folder")
+
+
 def _read_manifest(root: Path) -> dict | None:
     path = root / MANIFEST
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("generator") == GENERATOR else None
+
+
+def _only_generated_files(root: Path) -> bool:
+    """True when every file under ``root`` is one this generator writes (its images, its
+    manifest, its in-progress marker): a world whose manifest is damaged can be cleared."""
+    for f in root.iterdir():
+        if f.name in (MANIFEST, MARKER) or f.name.startswith("."):
+            continue
+        if f.name not in SPLIT_DIRS.values() or not f.is_dir():
+            return False
+        if not all(g.is_file() and _NAME_RE.match(g.name) for g in f.iterdir()):
+            return False
+    return True
 
 
 def _clear_world(root: Path) -> None:
@@ -132,24 +151,35 @@ def _prepare_root(root: Path, request: dict, overwrite: bool, replace: bool = Fa
     manifest = _read_manifest(root)
     if manifest is not None and not (root / MARKER).exists():
         if manifest.get("request") == request and not overwrite:
-            want = {s: manifest["counts"][s]["images"] for s in SPLIT_DIRS}
+            try:
+                want = {s: int(manifest["counts"][s]["images"]) for s in SPLIT_DIRS}
+            except (KeyError, TypeError, ValueError):
+                want = None
             have = _count_images(root)
-            if have != want:
+            if have == want:
+                return manifest
+            if not replace:
                 raise TCULError(
-                    f"the world in {root} is damaged ({have} images, manifest says {want}): "
-                    "pass overwrite=True to regenerate it"
+                    f"the world in {root} is damaged ({have} images, its manifest says "
+                    f"{want}): {REGENERATE}"
                 )
-            return manifest
         if not (overwrite or replace):
             r = manifest.get("request", {})
             raise TCULError(
                 f"{root} holds another synthetic world (preset={r.get('preset')}, "
-                f"scale={r.get('scale')}, seed={r.get('seed')}, other knobs may differ): pass "
-                "overwrite=True to replace it or choose another root"
+                f"scale={r.get('scale')}, seed={r.get('seed')}, other knobs may differ): "
+                f"{REGENERATE}"
             )
         _clear_world(root)
         return None
     if (root / MARKER).exists():  # an interrupted generation of ours: clean it up
+        _clear_world(root)
+        return None
+    if (root / MANIFEST).exists() and _only_generated_files(root):
+        # a world of ours whose manifest is damaged (or of another generator version)
+        if not (overwrite or replace):
+            raise TCULError(f"the world in {root} has a damaged or outdated {MANIFEST}: "
+                            f"{REGENERATE}")
         _clear_world(root)
         return None
     if any(root.iterdir()):
