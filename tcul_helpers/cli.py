@@ -307,11 +307,19 @@ def _check_output(cfg: Config, args: argparse.Namespace) -> None:
     """Refuse, before minutes of training, an output folder (``--out``, else ``--runs``)
     the results could not be written to: a file, read-only, or too little free space for
     two checkpoints (the committed one and the next iteration's)."""
+    from .algorithm import HISTORY
     from .atomic_files import check_writable
     from .models import checkpoint_bytes
 
     folder = args.out if args.out is not None else args.runs
-    check_writable(folder, "output folder", 2 * checkpoint_bytes(cfg.arch, cfg.embedding_dim))
+    try:
+        check_writable(folder, "output folder",
+                       2 * checkpoint_bytes(cfg.arch, cfg.embedding_dim))
+    except TCULError:
+        if not (Path(folder) / HISTORY).is_file():
+            raise
+        # a run folder that cannot be written to: adapt reads a finished run there
+        # without writing, and refuses anything else with the same one line
 
 
 def _final_scores(history: list[dict], baseline: dict) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -370,3 +371,236 @@ def test_the_package_has_no_import_circle():
     for n in graph:
         if n not in state:
             visit(n, [])
+
+
+# ------------------------------------------------------------------ damaged files
+def _finished_copy(whole: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(whole, run_dir, ignore=shutil.ignore_patterns(".lock"))
+    return run_dir
+
+
+def _adapt_cli(cfg, run_dir: Path, tmp_path: Path, *extra: str) -> tuple[int, str]:
+    return _cli("adapt", "--profile", "smoke", "--quiet", "--out", str(run_dir),
+                "--set", f"source_root={cfg.source_root}",
+                "--set", f"target_root={cfg.target_root}",
+                "--runs", str(tmp_path / "runs"), *extra)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("history.json", b"[]", r"history.json is damaged \(a list, not a run record\)"),
+    ("history.json", b"{}", r"history.json is damaged \(no list of iterations\)"),
+    ("history.json", b"\xff\xfe\x00garbage", r"history.json is unreadable \(UnicodeDecodeError\)"),
+    ("history.json", b'{"iterations": [{"iteration": 2}]}',
+     r"iteration record 1 is missing or misnumbered"),
+    ("history.json", b'{"iterations": [], "baseline": [1]}', r"wrong type"),
+    ("config.json", b"\xff\xfe\x00garbage", r"config.json is unreadable \(UnicodeDecodeError\)"),
+    ("config.json", b'{"lr": 1}', r"config.json is not a kit configuration"),
+    ("config.json", b"[1, 2]", r"config.json is not a kit configuration"),
+    ("trace.npz", b"PK\x03\x04 truncated", r"trace.npz is unreadable"),
+])
+def test_a_damaged_run_file_is_one_line_and_nothing_else_is_touched(world, tmp_path, name,
+                                                                      content, message):
+    cfg, target, model, whole = world
+    run_dir = _finished_copy(whole, tmp_path)
+    (run_dir / name).write_bytes(content)
+    kept = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with pytest.raises(TCULError, match=message + r".*--fresh"):
+        adapt(model, target, cfg, run_dir, "cpu", progress=False)
+    code, err = _adapt_cli(cfg, run_dir, tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "allow_pickle" not in err
+    # nothing already computed was lost: every file is as it was
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()
+            if p.is_file() and p.name != ".lock"} == kept
+
+
+def test_a_damaged_source_record_retrains_instead_of_failing(world, tmp_path):
+    cfg, _, _, _ = world
+    source = pipeline.ensure_world(cfg, "source", progress=False)
+    out = tmp_path / "src"
+    pipeline.ensure_source_model(cfg, source, out, progress=False)
+    (out / "source.json").write_bytes(b"\xff\xfe not json")
+    messages: list[str] = []
+    pipeline.ensure_source_model(cfg, source, out, progress=False, log=messages.append)
+    assert messages[0].startswith("trained")  # recomputed, not a traceback
+    assert json.loads((out / "source.json").read_text())["settings"]
+
+
+def test_a_damaged_cache_of_the_demo_is_computed_again(tmp_path):
+    from tcul_helpers import sweeps
+
+    path = tmp_path / "point.json"
+    for content in (b"\xff\xfe", b"[1]", b"{"):
+        path.write_bytes(content)
+        assert sweeps._read_point(path) is None
+
+
+# ------------------------------------------------------------------ output folders
+def test_an_output_folder_that_is_a_file_is_refused_before_work(world, tmp_path):
+    cfg, _, _, _ = world
+    out = tmp_path / "out"
+    out.write_text("my notes")
+    for argv in (["source", "--out", str(out)], ["adapt", "--out", str(out)],
+                 ["demo", "--out", str(out)], ["source", "--runs", str(out)]):
+        code, err = _cli(argv[0], "--profile", "smoke", "--quiet", *argv[1:],
+                         "--set", f"source_root={cfg.source_root}",
+                         "--set", f"target_root={cfg.target_root}")
+        assert code == 2 and "is a file, not a folder" in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1
+    assert out.read_text() == "my notes"
+
+
+def _refuse_writes_in(monkeypatch, folder: Path, code: int) -> None:
+    """Simulate a read-only or full folder: every temporary file made in it fails."""
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve().is_relative_to(folder.resolve()):
+            raise OSError(code, os.strerror(code))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+@pytest.mark.parametrize("code, message", [
+    (30, "choose a folder you can write to (--out / --runs)"),  # EROFS
+    (13, "choose a folder you can write to (--out / --runs)"),  # EACCES
+    (28, "free some disk space"),  # ENOSPC
+])
+def test_an_unwritable_output_folder_stops_before_training(world, tmp_path, monkeypatch,
+                                                           code, message):
+    cfg, _, _, _ = world
+    runs = tmp_path / "shared"
+    runs.mkdir()
+    _refuse_writes_in(monkeypatch, runs, code)
+    t0 = time.perf_counter()
+    code_, err = _cli("source", "--profile", "smoke", "--quiet", "--runs", str(runs),
+                      "--set", f"source_root={cfg.source_root}",
+                      "--set", f"target_root={cfg.target_root}")
+    assert code_ == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert time.perf_counter() - t0 < 5  # refused before any training
+    assert list(runs.iterdir()) == []
+
+
+def test_too_little_free_space_is_refused_before_work(tmp_path, monkeypatch):
+    import shutil
+
+    from tcul_helpers import atomic_files
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 9, 1))
+    with pytest.raises(atomic_files.WriteError, match="has 0 MB free but the run needs about"):
+        atomic_files.check_writable(tmp_path, need_bytes=50 * 2**20)
+
+
+def test_a_full_disk_during_a_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    from tcul_helpers import atomic_files
+
+    path = tmp_path / "history.json"
+    write_json(path, {"old": 1})
+
+    def fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic_files.os, "fsync", fsync)
+    with pytest.raises(atomic_files.WriteError, match="the disk is full: free some disk space"):
+        write_json(path, {"new": 2})
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
+
+
+def test_a_finished_run_in_a_read_only_folder_is_read_without_writing(world, tmp_path,
+                                                                     monkeypatch):
+    cfg, target, model, whole = world
+    run_dir = _finished_copy(whole, tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    _refuse_writes_in(monkeypatch, run_dir, 30)
+    res = adapt(model, target, cfg, run_dir, "cpu", progress=False)
+    assert res.status == "complete" and len(res.history) == cfg.n_iter
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+    # an unfinished run there cannot go on: one line, nothing lost
+    with pytest.raises(TCULError, match="choose a folder you can write to"):
+        adapt(model, target, cfg.replace(n_iter=cfg.n_iter + 1), run_dir, "cpu",
+              progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    where.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_real_read_only_mount_and_a_real_full_disk(world, tmp_path):
+    """The same on a real file system where the machine allows a tmpfs mount (root)."""
+    import shutil
+
+    cfg, target, model, whole = world
+    mnt = tmp_path / "mnt"
+    if not _mount_tmpfs(mnt, "64k"):
+        pytest.skip("cannot mount a tmpfs here (not root, or no mount permission)")
+    try:
+        code, err = _cli("source", "--profile", "smoke", "--quiet", "--runs", str(mnt),
+                         "--set", f"source_root={cfg.source_root}",
+                         "--set", f"target_root={cfg.target_root}")
+        assert code == 2 and "free some disk space" in err, err  # 64 KB < two checkpoints
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+    ro = tmp_path / "ro"
+    if not _mount_tmpfs(ro, "64m"):
+        pytest.skip("cannot mount a second tmpfs")
+    try:
+        shutil.copytree(whole, ro / "run", ignore=shutil.ignore_patterns(".lock"))
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        code, err = _adapt_cli(cfg, ro / "run", tmp_path)  # finished: read, nothing written
+        assert code == 0, err
+        code, err = _adapt_cli(cfg, ro / "run", tmp_path, "--iterations", "3")
+        assert code == 2 and "read-only" in err and "Traceback" not in err, err
+        code, err = _adapt_cli(cfg, ro / "other", tmp_path)
+        assert code == 2 and "read-only" in err, err
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+# ------------------------------------------------------------------ checkpoints and worlds
+def test_evaluate_uses_the_checkpoints_input_size_and_refuses_a_contradiction(world, tmp_path):
+    from tcul_helpers.models import save_checkpoint
+
+    cfg, _, model, _ = world
+    ckpt = save_checkpoint(tmp_path / "big.pt", model, input_size=(64, 32))
+    roots = ["--set", f"source_root={cfg.source_root}", "--set", f"target_root={cfg.target_root}"]
+    code, err = _cli("evaluate", str(ckpt), "--profile", "smoke", "--quiet", *roots,
+                     "--set", "height=32", "--set", "width=16")
+    assert code == 2 and "was trained at 64x32 but --set asks for 32x16" in err, err
+    code, err = _cli("evaluate", str(ckpt), "--profile", "smoke", "--quiet", *roots)
+    assert code == 0 and "using the checkpoint's input size 64x32" in err, err
+    code, err = _cli("evaluate", str(tmp_path), "--profile", "smoke", "--quiet", *roots)
+    assert code == 2 and "is a folder, not a checkpoint file: name one of its files (big.pt)" \
+        in err, err
+
+
+def test_a_damaged_world_names_the_switch_that_repairs_it_and_the_switch_works(tmp_path):
+    from tcul_helpers.synthetic import make_world
+
+    root = tmp_path / "world"
+    make_world(root, "target", 0, scale="smoke", progress=False)
+    images = sorted((root / "bounding_box_train").iterdir())
+    (root / "manifest.json").write_bytes(b"\x00\xff half a manifest")
+    code, err = _cli("world", "--profile", "smoke", "--preset", "target", "--quiet",
+                     "--out", str(root))
+    assert code == 2 and "damaged or outdated manifest.json" in err, err
+    assert "`python -m tcul_helpers world --overwrite`" in err and "Python:" not in err
+    assert sorted((root / "bounding_box_train").iterdir()) == images  # nothing deleted
+    code, err = _cli("world", "--profile", "smoke", "--preset", "target", "--quiet",
+                     "--out", str(root), "--overwrite")
+    assert code == 0, err
+    assert json.loads((root / "manifest.json").read_text())["seed"] == 0
+    # a missing image: the damaged world is named, with the same way out
+    images[0].unlink()
+    code, err = _cli("world", "--profile", "smoke", "--preset", "target", "--quiet",
+                     "--out", str(root))
+    assert code == 2 and "is damaged" in err and "world --overwrite" in err, err
