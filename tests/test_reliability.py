@@ -604,3 +604,34 @@ def test_a_damaged_world_names_the_switch_that_repairs_it_and_the_switch_works(t
     code, err = _cli("world", "--profile", "smoke", "--preset", "target", "--quiet",
                      "--out", str(root))
     assert code == 2 and "is damaged" in err and "world --overwrite" in err, err
+
+
+@pytest.mark.parametrize("stage", ["marker", "chunk", "images", "manifest"])
+def test_a_kill_while_a_world_is_written_leaves_no_half_world(tmp_path, monkeypatch, stage):
+    """A kill after any write step of world generation: the next call never reuses the
+    half-written world, and regenerates it byte for byte."""
+    import hashlib
+
+    from tcul_helpers.synthetic import make_world
+    from tcul_helpers.synthetic import world as world_module
+
+    def digest(root: Path) -> dict[str, str]:
+        return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+    whole = tmp_path / "whole"
+    make_world(whole, "target", 0, scale="smoke", progress=False, workers=1)
+
+    def kill(at: str) -> None:
+        if at == stage:
+            raise Killed(at)
+
+    root = tmp_path / "w"
+    monkeypatch.setattr(world_module, "_WRITE_HOOK", kill)
+    with pytest.raises(Killed):
+        make_world(root, "target", 0, scale="smoke", progress=False, workers=1)
+    monkeypatch.setattr(world_module, "_WRITE_HOOK", lambda at: None)
+    assert (root / world_module.MARKER).exists()  # the half world is flagged as such
+    again = make_world(root, "target", 0, scale="smoke", progress=False, workers=1)
+    assert again["reused"] is False
+    assert digest(root) == digest(whole)

@@ -225,11 +225,13 @@ def _render_all(ctx: RenderContext, root: Path, images: list[ImagePlan], workers
             _init_worker(ctx, str(root))
             for c in chunks:
                 bar.update(_render_chunk(c))
+                _WRITE_HOOK("chunk")
         else:
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
             with mp.get_context(method).Pool(workers, _init_worker, (ctx, str(root))) as pool:
                 for n in pool.imap_unordered(_render_chunk, chunks):
                     bar.update(n)
+                    _WRITE_HOOK("chunk")
     finally:
         bar.close()
         _WORKER.clear()
@@ -390,6 +392,13 @@ def make_world(
 WORLD_LOCK_WAIT = 900.0
 
 
+def _no_hook(stage: str) -> None:
+    """Called after each write step of a world (tests replace it to inject a kill there)."""
+
+
+_WRITE_HOOK = _no_hook
+
+
 def _make_world_locked(root: Path, preset: str, seed: int, scale: str, knobs: WorldKnobs,
                        request: dict, overwrite: bool, replace: bool, workers: int | None,
                        progress: bool, t0: float) -> dict:
@@ -402,6 +411,7 @@ def _make_world_locked(root: Path, preset: str, seed: int, scale: str, knobs: Wo
 
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / MARKER, request, indent=None)
+    _WRITE_HOOK("marker")
     for folder in SPLIT_DIRS.values():
         (root / folder).mkdir(exist_ok=True)
     n = len(timeline.images)
@@ -409,7 +419,9 @@ def _make_world_locked(root: Path, preset: str, seed: int, scale: str, knobs: Wo
         workers = min(_available_cpus(), 4) if n >= 1000 else 1
     _render_all(ctx, root, timeline.images, max(1, int(workers)), progress,
                 f"world {preset}/{scale}")
+    _WRITE_HOOK("images")
     manifest = _manifest(preset, scale, seed, knobs, request, cameras, people, timeline)
     write_json(root / MANIFEST, manifest)
+    _WRITE_HOOK("manifest")
     (root / MARKER).unlink()
     return _summary(root, manifest, time.perf_counter() - t0, reused=False)
