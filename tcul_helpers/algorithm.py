@@ -262,8 +262,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as f:
             return {k: f[k] for k in f.files if k != STAMP}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise TCULError(f"{path} is unreadable ({exc}): start over (--fresh)") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise TCULError(f"{path} is unreadable (damaged or not a kit file): delete it, or "
+                        "start the run over (--fresh)") from None
 
 
 def _stamp(path: Path) -> int | None:
@@ -276,8 +277,9 @@ def _stamp(path: Path) -> int | None:
             return None if it is None else int(it)
         with np.load(path) as f:
             return int(f[STAMP]) if STAMP in f.files else None
-    except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, KeyError) as exc:
-        raise TCULError(f"{path} is unreadable ({exc}): start over (--fresh)") from None
+    except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, KeyError):
+        raise TCULError(f"{path} is unreadable (damaged or not a kit file): delete it, or "
+                        "start the run over (--fresh)") from None
 
 
 def adapt(

@@ -400,6 +400,7 @@ def _adapt_cli(cfg, run_dir: Path, tmp_path: Path, *extra: str) -> tuple[int, st
     ("config.json", b'{"lr": 1}', r"config.json is not a kit configuration"),
     ("config.json", b"[1, 2]", r"config.json is not a kit configuration"),
     ("trace.npz", b"PK\x03\x04 truncated", r"trace.npz is unreadable"),
+    ("state.npz", b"not a zip file", r"state.npz is unreadable \(damaged or not a kit file\)"),
 ])
 def test_a_damaged_run_file_is_one_line_and_nothing_else_is_touched(world, tmp_path, name,
                                                                       content, message):

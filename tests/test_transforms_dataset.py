@@ -94,7 +94,11 @@ def test_train_transform_is_seeded_by_torch():
 
 
 def test_bad_probability_rejected():
-    bad = get_config("smoke", flip=1.5)  # config.validate does not check probabilities
+    import dataclasses
+
+    with pytest.raises(TCULError, match=r"flip must be in \[0, 1\]"):
+        get_config("smoke", flip=1.5)  # the configuration's range check
+    bad = dataclasses.replace(get_config("smoke"), flip=1.5)  # a config built around it
     with pytest.raises(TCULError, match="flip"):
         build_transforms(bad, train=True)
 
