@@ -455,18 +455,26 @@ def _finished_run(run_dir: Path, cfg: Config, target: ReidDataset,
     """The complete run of ``cfg`` on ``target`` in ``run_dir``, read without writing
     anything; ``None`` when the folder holds anything else (an unfinished run, other
     settings or data, pending files of an interrupted commit)."""
-    hist_path = run_dir / HISTORY
-    if not hist_path.is_file() or any((run_dir / p).exists() for p in PENDING.values()):
+    if any((run_dir / p).exists() for p in PENDING.values()) or not run_complete(
+            run_dir, cfg, target):
         return None
-    data = read_history(hist_path)
-    if (data.get("status") != "complete" or len(data["iterations"]) != cfg.n_iter
-            or data.get("data_key") != target.content_key()
-            or fingerprint(Config.load(run_dir / CONFIG)) != fingerprint(cfg)):
-        return None
+    data = read_history(run_dir / HISTORY)
     model, _meta = load_checkpoint(run_dir / CHECKPOINT, arch=cfg.arch, device=device)
     centers = _read_arrays(run_dir / STATE)["centers"]
     return AdaptResult(model, centers, data["iterations"], run_dir, "complete",
                        data["baseline"])
+
+
+def run_complete(run_dir: str | Path, cfg: Config, target: ReidDataset) -> bool:
+    """True when ``run_dir`` holds a finished run of ``cfg.n_iter`` iterations on ``target``
+    with the settings of ``cfg`` (a missing or damaged history: False)."""
+    try:
+        hist = read_history(Path(run_dir) / HISTORY)
+    except TCULError:
+        return False
+    return (hist.get("status") == "complete" and len(hist["iterations"]) == cfg.n_iter
+            and hist.get("data_key") == target.content_key()
+            and run_settings_match(run_dir, cfg))
 
 
 def read_history(path: str | Path) -> dict:
@@ -569,6 +577,7 @@ __all__ = [
     "load_history",
     "load_trace",
     "prepare_features",
+    "run_complete",
     "run_data_matches",
     "run_settings_match",
     "select",

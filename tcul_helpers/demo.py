@@ -23,19 +23,11 @@ from typing import Any
 import numpy as np
 
 from . import pipeline
-from .algorithm import (
-    HISTORY,
-    STATE,
-    camera_pair_history,
-    load_history,
-    read_history,
-    run_settings_match,
-)
+from .algorithm import STATE, camera_pair_history, load_history, run_complete
 from .atomic_files import write_json
 from .clustering import assign_clusters
 from .config import STARTS, Config, fingerprint, get_config, start_of
 from .device import resolve_device
-from .errors import TCULError
 from .evaluation import evaluate_model
 from .report import write_report
 from .sweeps import default_dir, load_sweeps
@@ -86,16 +78,9 @@ def _clear(out: Path) -> None:
 
 
 def _run_complete(run_dir: Path, run_cfg: Config, target) -> bool:
-    """True when ``run_dir`` holds a finished run of ``run_cfg.n_iter`` iterations on
-    ``target`` with the settings ``run_cfg`` (a run of an older kit is not reused)."""
-    try:
-        hist = read_history(run_dir / HISTORY)
-    except TCULError:
-        return False  # a missing or damaged history: the run is not done
-    return (hist.get("status") == "complete"
-            and len(hist.get("iterations", [])) == run_cfg.n_iter
-            and hist.get("data_key") == target.content_key()
-            and run_settings_match(run_dir, run_cfg))
+    """True when ``run_dir`` holds a finished run of ``run_cfg`` on ``target``
+    (:func:`tcul_helpers.algorithm.run_complete`; a run of an older kit is not reused)."""
+    return run_complete(run_dir, run_cfg, target)
 
 
 def _world_summary(ds) -> dict:
