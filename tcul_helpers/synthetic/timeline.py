@@ -25,6 +25,7 @@ its longer side (the boxes during the restart are lost), so no visit is ever spl
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -331,23 +332,30 @@ def plan_world(
     every = knobs.detect_every
     phase = {c.camid: int(rng.integers(0, every)) for c in cameras}
     by_cam = {c: np.flatnonzero(cam == c) for c in range(1, n_cams + 1)}
+    span_of = {c: (start[idx], end[idx]) for c, idx in by_cam.items()}
+    seq_starts = {c: [s.start for s in seqs] for c, seqs in sequences.items()}
     images: list[ImagePlan] = []
     used: set[tuple[int, int, int, int]] = set()  # (cam, seq, raw, box)
 
     def locate(c: int, t: int) -> Sequence:
-        seqs = sequences[c]
-        k = int(np.searchsorted([s.start for s in seqs], t, side="right")) - 1
-        return seqs[max(k, 0)]
+        k = bisect_right(seq_starts[c], t) - 1
+        return sequences[c][max(k, 0)]
+
+    seen: dict[tuple[int, int], list[tuple[float, int, float, float]]] = {}
 
     def in_view(c: int, t: int) -> list[tuple[float, int, float, float]]:
-        """(x in the image, visit, X, d) of everybody visible in camera c at frame t."""
-        idx = by_cam[c]
-        act = idx[(start[idx] <= t) & (end[idx] >= t)]
+        """(x in the image, visit, X, d) of everybody visible in camera c at frame t
+        (worked out once per (c, t): a crop and its neighbours ask for the same frame)."""
+        if (c, t) in seen:
+            return seen[c, t]
+        first, last = span_of[c]
+        act = by_cam[c][(first <= t) & (last >= t)]
         out = []
         for i in act:
             X, d = visits.pose_at(int(i), t)
             out.append((FOV / 2 + X / d, int(i), X, d))
         out.sort()
+        seen[c, t] = out
         return out
 
     def neighbours_of(c: int, t: int, x: float, d: float, skip: int) -> tuple:

@@ -215,9 +215,34 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _pool(workers: int, ctx: RenderContext, root: Path):
+    """``workers`` rendering processes (fork where the platform has it, else spawn)."""
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    return mp.get_context(method).Pool(workers, _init_worker, (ctx, str(root)))
+
+
+def _draw_panorama(camid: int) -> tuple[int, Any]:
+    return camid, _WORKER["ctx"].panorama(camid)
+
+
+def _plan_beside_panoramas(ctx: RenderContext, root: Path, workers: int, time_ss,
+                           knobs: WorldKnobs) -> Timeline:
+    """Plan the timeline in this process while ``workers`` processes draw the cameras'
+    backgrounds (one camera each, not every camera in every worker); the backgrounds land in
+    ``ctx``, so the rendering workers started afterwards receive them already drawn."""
+    if workers <= 1:
+        return plan_world(np.random.default_rng(time_ss), knobs, ctx.cameras)
+    with _pool(workers, ctx, root) as pool:
+        drawn = pool.map_async(_draw_panorama, range(1, len(ctx.cameras) + 1))
+        timeline = plan_world(np.random.default_rng(time_ss), knobs, ctx.cameras)
+        for camid, pano in drawn.get():
+            ctx._panoramas[camid] = pano
+    return timeline
+
+
 def _render_all(ctx: RenderContext, root: Path, images: list[ImagePlan], workers: int,
                 progress: bool, desc: str) -> None:
-    chunk = 48
+    chunk = 24
     chunks = [images[i:i + chunk] for i in range(0, len(images), chunk)]
     bar = tqdm(total=len(images), desc=desc, unit="img", disable=not progress)
     try:
@@ -227,8 +252,7 @@ def _render_all(ctx: RenderContext, root: Path, images: list[ImagePlan], workers
                 bar.update(_render_chunk(c))
                 _WRITE_HOOK("chunk")
         else:
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            with mp.get_context(method).Pool(workers, _init_worker, (ctx, str(root))) as pool:
+            with _pool(workers, ctx, root) as pool:
                 for n in pool.imap_unordered(_render_chunk, chunks):
                     bar.update(n)
                     _WRITE_HOOK("chunk")
@@ -305,8 +329,9 @@ def _manifest(preset, scale, seed, knobs, request, cameras, people, tl) -> dict:
 
 
 # ------------------------------------------------------------------------- public API
-def _plan(preset: str, seed: int, knobs: WorldKnobs) -> tuple[RenderContext, Timeline]:
-    """The cameras, people and timeline of one world, and the context that draws it."""
+def _scene(preset: str, seed: int, knobs: WorldKnobs) -> tuple[RenderContext, Any]:
+    """The cameras and people of one world (the context that draws it), and the seed of
+    its timeline."""
     domain = PRESETS.index(preset)
     cam_ss, people_ss, time_ss = np.random.SeedSequence([seed, domain]).spawn(3)
     cameras = sample_cameras(np.random.default_rng(cam_ss), knobs.n_cameras, knobs.camera_style,
@@ -314,10 +339,21 @@ def _plan(preset: str, seed: int, knobs: WorldKnobs) -> tuple[RenderContext, Tim
     n_people = knobs.n_train_ids + knobs.n_test_ids
     people = sample_appearances(np.random.default_rng(people_ss), n_people, knobs.palette,
                                 knobs.outfit_group_frac, knobs.outfit_group_size)
-    timeline = plan_world(np.random.default_rng(time_ss), knobs, cameras)
     ctx = RenderContext(seed, domain, knobs.palette, (knobs.image_height, knobs.image_width),
                         cameras, people)
-    return ctx, timeline
+    return ctx, time_ss
+
+
+def _plan(preset: str, seed: int, knobs: WorldKnobs) -> tuple[RenderContext, Timeline]:
+    """The cameras, people and timeline of one world, and the context that draws it."""
+    ctx, time_ss = _scene(preset, seed, knobs)
+    return ctx, plan_world(np.random.default_rng(time_ss), knobs, ctx.cameras)
+
+
+def _expected_images(knobs: WorldKnobs) -> float:
+    """About how many crops a world will have (people x cameras each x images per visit),
+    known before its timeline is planned."""
+    return (knobs.n_train_ids + knobs.n_test_ids) * knobs.cameras_per_id * knobs.images_per_visit
 
 
 def render_context_of(root: str | Path) -> tuple[RenderContext, list[ImagePlan]]:
@@ -366,7 +402,7 @@ def make_world(
     ever deleted. ``replace=True`` regenerates when ``root`` holds another synthetic world
     (the kit's own folders, whose defaults may have changed) but reuses this very one.
     ``workers``: rendering processes (default: all available CPUs, up to 4,
-    for worlds of 1,000+ images); the output does not depend on it.
+    for worlds of about 1,000+ images); the output does not depend on it.
 
     Returns a summary: root, preset, scale, seed, ``ids`` (train / test), ``cameras``,
     ``images`` per split, ``time_span_frames``, ``seconds`` taken and ``reused``.
@@ -406,19 +442,18 @@ def _make_world_locked(root: Path, preset: str, seed: int, scale: str, knobs: Wo
     if existing is not None:
         return _summary(root, existing, time.perf_counter() - t0, reused=True)
 
-    ctx, timeline = _plan(preset, seed, knobs)
-    cameras, people = ctx.cameras, ctx.people
-
+    if workers is None:
+        workers = min(_available_cpus(), 4) if _expected_images(knobs) >= 1000 else 1
+    workers = max(1, int(workers))
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / MARKER, request, indent=None)
     _WRITE_HOOK("marker")
     for folder in SPLIT_DIRS.values():
         (root / folder).mkdir(exist_ok=True)
-    n = len(timeline.images)
-    if workers is None:
-        workers = min(_available_cpus(), 4) if n >= 1000 else 1
-    _render_all(ctx, root, timeline.images, max(1, int(workers)), progress,
-                f"world {preset}/{scale}")
+    ctx, time_ss = _scene(preset, seed, knobs)
+    timeline = _plan_beside_panoramas(ctx, root, workers, time_ss, knobs)
+    cameras, people = ctx.cameras, ctx.people
+    _render_all(ctx, root, timeline.images, workers, progress, f"world {preset}/{scale}")
     _WRITE_HOOK("images")
     manifest = _manifest(preset, scale, seed, knobs, request, cameras, people, timeline)
     write_json(root / MANIFEST, manifest)
