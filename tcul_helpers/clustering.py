@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .errors import TCULError
+from .progress import tqdm
 
 #: Norms below this are clamped, so a zero vector has cosine similarity 0 with everything.
 EPS = 1e-12

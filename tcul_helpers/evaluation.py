@@ -53,9 +53,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .errors import TCULError
+from .progress import tqdm
 
 #: Distance metrics understood by :func:`pairwise_distances` and :func:`evaluate_features`.
 METRICS = ("euclidean", "cosine")

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from .config import Config
 from .device import autocast, is_cuda, memory_format, resolve_device, use_amp
 from .errors import TCULError
 from .image_dataset import ImageCache, ImageDataset, resolve_cache
+from .progress import tqdm
 from .records import ImageRecord
 from .transforms import build_transforms
 

@@ -19,9 +19,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
-from tqdm.auto import tqdm
 
 from .errors import TCULError
+from .progress import tqdm
 from .records import ImageRecord
 from .transforms import build_resize
 

@@ -304,10 +304,10 @@ def starts_table(results: dict) -> list[str]:
         for s in order) + "."]
     missing = [s for s in ("scratch", "imagenet") if s not in starts]
     for s in missing:
-        flag = "" if s == "scratch" else " INIT=imagenet"
-        lines += ["", f"The {START_NAMES[s]} is not computed for these worlds yet: "
-                  f"`make demo{flag}` (same PROFILE and SEED) computes it; this report then "
-                  "shows both."]
+        name = "start from scratch" if s == "scratch" else START_NAMES[s]
+        lines += ["", f"The {name} is not computed for these worlds yet: "
+                  f"`make demo INIT={s}` (same PROFILE and SEED) computes it; this report "
+                  "then shows both."]
     for s in order:
         if s != results.get("start"):  # this run's claims close the report
             lines += ["", f"Claims, {START_NAMES[s]} (its own demo report has the details):",

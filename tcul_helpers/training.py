@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from .config import Config
 from .device import (
@@ -46,6 +45,7 @@ from .errors import TCULError
 from .image_dataset import ImageCache, ImageDataset, resolve_cache
 from .losses import baseline_loss, batch_hard_triplet_loss
 from .models import ReidNet, build_model, model_to_device
+from .progress import tqdm
 from .records import ImageRecord
 from .sampler import PKSampler, apply_singleton_rule
 from .transforms import build_transforms

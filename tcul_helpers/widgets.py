@@ -4,10 +4,18 @@ Every function returns an :class:`Explorer` (an ``ipywidgets.VBox``) whose attri
 and students can reach:
 
 * ``controls``: a dict of the sliders / dropdowns / buttons by name;
-* ``out``: the ``ipywidgets.Output`` the figure is drawn into;
 * ``state``: a dict of the latest numbers (updated on every change);
-* ``figure``: the latest :class:`matplotlib.figure.Figure`;
+* ``numbers``: the same numbers as the HTML table shown above the figure;
+* ``figure``: the latest :class:`matplotlib.figure.Figure`, shown as a PNG in an
+  ``ipywidgets.Image`` (:meth:`Explorer.figure_png`);
 * ``update()``: recompute from the controls' current values (called on every change).
+
+The figure is drawn into PNG bytes, not into an ``ipywidgets.Output``: a cell that displays
+an explorer sends no output-capture traffic, so ``jupyter nbconvert --execute``, papermill
+and ``pytest --nbmake`` run the notebooks unpatched (jupyter/nbclient#312 is how an Output
+widget drawn into while its cell runs made them wait out the whole cell timeout). A saved
+notebook reopened without a kernel shows the last figure as a plain PNG instead of a
+widget that cannot be found.
 
 Callbacks stay cheap: no model runs inside them (except the sweep explorer's explicit
 "compute" button), figures are plain ``Figure`` objects (no pyplot state to leak).
@@ -15,6 +23,9 @@ Callbacks stay cheap: no model runs inside them (except the sweep explorer's exp
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,22 +33,36 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.figure import Figure
 
+#: Resolution of the explorers' PNG figures.
+FIGURE_DPI = 90
+
+
+def figure_png(fig: Figure, dpi: int = FIGURE_DPI) -> bytes:
+    """``fig`` rendered to PNG bytes (no pyplot, no display)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
 
 class Explorer(W.VBox):
-    """A VBox with ``controls``, ``out``, ``state``, ``figure``, ``numbers`` and ``update()``."""
+    """Controls, a numbers table and a figure (``controls``, ``state``, ``numbers``,
+    ``figure``, ``error``, ``update()``)."""
 
     def __init__(self, controls: dict[str, W.Widget], draw: Callable[[Explorer], Figure | None],
                  title: str = "") -> None:
         self.controls = controls
-        self.out = W.Output()
-        self.numbers = W.HTML()
+        self.numbers = ""
         self.state: dict[str, Any] = {}
         self.figure: Figure | None = None
         self.error: str | None = None
+        self._png = b""
         self._draw = draw
+        self._numbers_view = W.HTML()
+        self._figure_view = W.Image(format="png", layout=W.Layout(max_width="100%"))
         rows = [W.HTML(f"<b>{title}</b>")] if title else []
         boxes = [c for c in controls.values() if isinstance(c, W.Widget)]
-        super().__init__(rows + [W.HBox(boxes[:3]), W.HBox(boxes[3:]), self.numbers, self.out])
+        super().__init__(rows + [W.HBox(boxes[:3]), W.HBox(boxes[3:]), self._numbers_view,
+                                 self._figure_view])
         for c in boxes:
             if hasattr(c, "value") and not isinstance(c, W.Button):
                 c.observe(lambda _change: self.update(), names="value")
@@ -45,8 +70,6 @@ class Explorer(W.VBox):
 
     def update(self) -> None:
         """Recompute numbers and figure from the controls (exceptions are shown, not raised)."""
-        from IPython.display import display
-
         self.error = None
         try:
             fig = self._draw(self)
@@ -55,17 +78,31 @@ class Explorer(W.VBox):
             fig = None
         if fig is not None:
             self.figure = fig
-        self.out.clear_output(wait=True)
-        with self.out:
-            if self.error:
-                print(self.error)
-            elif fig is not None:
-                display(fig)
+            self._png = figure_png(fig)
+            self._figure_view.value = self._png
+        if self.error:
+            self._numbers_view.value = (f"<pre style='color:#b00'>{html.escape(self.error)}</pre>"
+                                        + self.numbers)
+        else:
+            self._numbers_view.value = self.numbers
+
+    def set_numbers(self, html: str) -> None:
+        """Show ``html`` (a table of this view's numbers) above the figure."""
+        self.numbers = html
+        self._numbers_view.value = html
 
     def _show(self, rows: Mapping[str, Any]) -> None:
         cells = "".join(f"<tr><td>{k}</td><td><b>{_fmt(v)}</b></td></tr>"
                         for k, v in rows.items())
-        self.numbers.value = f"<table>{cells}</table>"
+        self.set_numbers(f"<table>{cells}</table>")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        """The widget view, plus the numbers and the last figure as plain HTML / PNG: what a
+        saved notebook shows where no kernel (no widget model) is behind it."""
+        bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
+        if self._png:
+            bundle["image/png"] = base64.b64encode(self._png).decode("ascii")
+        return bundle
 
 
 def _fmt(v: Any) -> str:
@@ -83,10 +120,14 @@ def fragments_explorer(dataset, max_images: int = 30) -> Explorer:
     from .plots.fragments import plot_fragments
 
     records = dataset.train if hasattr(dataset, "train") else list(dataset)
+    from .plots.fragments import _frame_label
+
     frames_by_cam: dict[int, np.ndarray] = {}
+    label_of: dict[tuple[int, int], str] = {}  # (camera, frame id) -> "s<seq> f<raw frame>"
     for r in records:
         if r.frame is not None:
             frames_by_cam.setdefault(r.camid, []).append(r.frame)
+            label_of[(r.camid, int(r.frame))] = _frame_label(r)
     frames_by_cam = {c: np.sort(np.asarray(f)) for c, f in sorted(frames_by_cam.items())}
     cams = list(frames_by_cam)
     camera = W.Dropdown(options=cams, value=cams[0], description="camera")
@@ -108,8 +149,10 @@ def fragments_explorer(dataset, max_images: int = 30) -> Explorer:
         ex.state = {"camid": camera.value, "start_frame": first,
                     "n_images": int(len(shown)),
                     "frame_range": (int(shown[0]), int(shown[-1])) if len(shown) else None}
+        span = ex.state["frame_range"]
         ex._show({"camera": camera.value, "images shown": len(shown),
-                  "frames": ex.state["frame_range"]})
+                  "frames": "-" if span is None else
+                  f"{label_of[(camera.value, span[0])]} to {label_of[(camera.value, span[1])]}"})
         return plot_fragments(records, camera.value, start_frame=first,
                               max_images=count.value)
 
@@ -177,7 +220,8 @@ def selection_explorer(records, features, labels, centers, camids, frames, truth
             "no selection: precision": s["precision_all"],
             "this group: kept": f"{s['group_kept']} / {s['group_size']}",
         })
-        return plot_cluster_selection(records, sel, labels, k, c, truth=truth)
+        return plot_cluster_selection(records, sel, labels, k, c, truth=truth,
+                                      similarity_kept=sim_kept)
 
     return Explorer({"lambda_fr": lam, "group": group, "threshold": thr}, draw,
                     "Fig. 3: temporal selection (Eq. 3) vs similarity selection")
@@ -297,8 +341,8 @@ def iteration_scrubber(histories: Mapping[str, Any], trace: Mapping | None = Non
             f"<td>{_fmt(v) if v is not None else '-'}</td>" for v in r.values()) + "</tr>"
             for n, r in rows.items())
         note = "".join(f" &nbsp; {k}: <b>{v}</b>" for k, v in extra.items())
-        ex.numbers.value = (f"<b>iteration {t}</b>{' (baseline)' if t == 0 else ''}{note}"
-                            f"<table><tr><th></th>{head}</tr>{body}</table>")
+        ex.set_numbers(f"<b>iteration {t}</b>{' (baseline)' if t == 0 else ''}{note}"
+                       f"<table><tr><th></th>{head}</tr>{body}</table>")
         fig = plot_reliable_counts(hists)
         for ax in fig.axes:
             ax.axvline(t, color="k", ls="--", lw=1)
@@ -336,10 +380,24 @@ def sweep_explorer(sweeps: Mapping[str, list[dict]], *, cfg=None, plan: Mapping 
         vs |= set(plan.get(name, {}).get("variants", []))
         return sorted(vs) or ["tcul"]
 
-    sweep = W.Dropdown(options=names, value=names[0], description="sweep")
-    value = W.SelectionSlider(options=values_of(names[0]), description="value",
+    def cached_start(name: str) -> tuple[float, str] | None:
+        """The point the view opens on: the cached one nearest the sweep's default."""
+        pts = [p for p in points.get(name, []) if p.get(metric) is not None]
+        if not pts:
+            return None
+        ref = plan.get(name, {}).get("true_value")
+        p = min(pts, key=lambda q: (q.get("variant", "") != "tcul",
+                                    abs(float(q["value"]) - float(ref)) if ref else 0.0))
+        return float(p["value"]), p.get("variant", "")
+
+    first = next((n for n in names if cached_start(n) is not None), names[0])
+    start = cached_start(first)
+    sweep = W.Dropdown(options=names, value=first, description="sweep")
+    value = W.SelectionSlider(options=values_of(first), description="value",
                               continuous_update=False)
-    variant = W.Dropdown(options=variants_of(names[0]), description="variant")
+    variant = W.Dropdown(options=variants_of(first), description="variant")
+    if start is not None:
+        value.value, variant.value = start
     button = W.Button(description="compute this point", disabled=cfg is None,
                       tooltip="runs one adaptation (minutes on the classroom profile)")
     metric_box = W.Dropdown(options=["mAP", "rank1", "precision", "n_reliable"], value=metric,
@@ -348,6 +406,9 @@ def sweep_explorer(sweeps: Mapping[str, list[dict]], *, cfg=None, plan: Mapping 
     def on_sweep(ch) -> None:
         value.options = values_of(ch["new"])
         variant.options = variants_of(ch["new"])
+        there = cached_start(ch["new"])
+        if there is not None:
+            value.value, variant.value = there
 
     sweep.observe(on_sweep, names="value")
 
@@ -362,9 +423,9 @@ def sweep_explorer(sweeps: Mapping[str, list[dict]], *, cfg=None, plan: Mapping 
                     "point": p, "missing": p is None,
                     "n_points": len(points.get(sweep.value, []))}
         if p is None:
-            ex.numbers.value = ("<i>this point is not cached yet: press the button "
-                                + ("" if cfg is not None else "(pass cfg=... to enable it) ")
-                                + "or run <code>make sweeps</code></i>")
+            ex.set_numbers("<i>this point is not cached yet: press the button "
+                           + ("" if cfg is not None else "(pass cfg=... to enable it) ")
+                           + "or run <code>make sweeps</code></i>")
         else:
             ex._show({k: p.get(k) for k in ("value", "variant", "mAP", "rank1",
                                              "precision", "n_reliable") if k in p})
@@ -398,5 +459,5 @@ def sweep_explorer(sweeps: Mapping[str, list[dict]], *, cfg=None, plan: Mapping 
     return ex
 
 
-__all__ = ["Explorer", "center_update_explorer", "cluster_purity", "fragments_explorer",
-           "iteration_scrubber", "selection_explorer", "sweep_explorer"]
+__all__ = ["FIGURE_DPI", "Explorer", "center_update_explorer", "cluster_purity", "figure_png",
+           "fragments_explorer", "iteration_scrubber", "selection_explorer", "sweep_explorer"]

@@ -1,13 +1,17 @@
 """The teaching notebooks: committed clean, parameterised, and runnable top to bottom.
 
-Every notebook is executed with nbclient on the ``smoke`` profile, in ``notebooks/``, with
-``TCUL_HOME`` pointing at a temporary folder (data and runs are generated there once and
-shared by the notebooks, as in class).
+Every notebook is executed with nbclient as shipped (the engine of nbconvert, papermill and
+nbmake) on the ``smoke`` profile, in ``notebooks/``, with ``TCUL_HOME`` pointing at a
+temporary folder (data and runs are generated there once and shared by the notebooks, as in
+class), and with a per-cell timeout of ``CELL_TIMEOUT`` seconds that a hanging cell fails.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -18,6 +22,10 @@ from tcul_helpers.notebook_runner import PARAM_LINE, TIME_LINE, execute_notebook
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
+#: Per-cell limit: every smoke cell takes seconds; a cell that waits on a lost reply
+#: (jupyter/nbclient#312, what the explorers once caused) fails instead of passing late.
+CELL_TIMEOUT = 60
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def test_there_are_ten_notebooks():
@@ -76,10 +84,61 @@ def _kernel_name() -> str:
     return "python3"
 
 
+def _outputs(cell) -> list[dict]:
+    return list(cell.get("outputs", []))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_on_smoke(path, tcul_home):
-    nb, _seconds = execute_notebook(path, "smoke", home=tcul_home, timeout=240,
+    nb, _seconds = execute_notebook(path, "smoke", home=tcul_home, timeout=CELL_TIMEOUT,
                                     kernel_name=_kernel_name())
-    text = "\n".join(str(o.get("text", "")) for c in nb.cells if c.cell_type == "code"
-                     for o in c.get("outputs", []))
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    text = "\n".join(str(o.get("text", "")) for c in code for o in _outputs(c))
     assert "Traceback" not in text
+    for i, cell in enumerate(code):
+        views = [o for o in _outputs(cell) if WIDGET_VIEW in o.get("data", {})]
+        if not views:
+            continue
+        # a widget is only ever an explorer (progress bars are plain HTML), and a saved
+        # notebook reopened without a kernel shows the explorer's last figure as a PNG
+        assert re.search(r"\btw\.\w+\(", cell.source), (
+            f"{path.name} code cell {i}: a widget output that is not an explorer (a progress "
+            "bar?) would read 'model not found' once saved")
+        assert all("image/png" in o["data"] for o in views), (
+            f"{path.name} code cell {i}: an explorer without its static PNG")
+
+
+#: Each standard runner on one notebook with explorers, exactly as a user types it (the
+#: timeout is the only option given, and it is there to fail a hang, not to allow one).
+STANDARD_RUNS = {
+    "nbmake": ("01_data_and_temporal_continuity.ipynb",
+               ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake",
+                f"--nbmake-timeout={CELL_TIMEOUT}", "{nb}"]),
+    "nbconvert": ("04_reliable_sample_selection.ipynb",
+                  ["-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                   f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}", "--output-dir", "{out}",
+                   "{nb}"]),
+    "papermill": ("07_the_whole_loop.ipynb",
+                  ["-m", "papermill", "--execution-timeout", str(CELL_TIMEOUT), "{nb}",
+                   "{out}/out.ipynb", "-p", "PROFILE", "smoke"]),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(STANDARD_RUNS))
+def test_standard_runners_execute_explorer_notebooks_unpatched(tool, tcul_home, tmp_path):
+    name, argv = STANDARD_RUNS[tool]
+    nb = NB_DIR / name
+    env = {**os.environ, "TCUL_PROFILE": "smoke", "TCUL_HOME": str(tcul_home),
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    args = [a.format(nb=nb, out=tmp_path) for a in argv]
+    res = subprocess.run([sys.executable, *args], cwd=NB_DIR, env=env, capture_output=True,
+                         text=True, timeout=20 * CELL_TIMEOUT)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    if tool == "nbmake":
+        assert "1 passed" in res.stdout
+    else:
+        done = nbformat.read(next(tmp_path.glob("*.ipynb")), as_version=4)
+        outputs = [o for c in done.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        assert any("image/png" in o.get("data", {}) for o in outputs)
+        assert not any(o.get("output_type") == "error" for o in outputs)

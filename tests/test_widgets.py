@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 pytest.importorskip("ipywidgets")
 
@@ -55,10 +56,19 @@ def test_selection_explorer(lab, init):
         w.controls["lambda_fr"].value = lam
         counts.append(w.state["n_kept_temporal"])
     assert counts == sorted(counts) and counts[-1] > counts[0]
+    def similarity_marks():
+        gids = [p.get_gid() for p in w.figure.axes[0].patches]
+        return gids.count("similarity-kept"), gids.count("similarity-rejected")
+
     w.controls["threshold"].value = 0.0
-    n_low = w.state["n_kept_similarity"]
-    w.controls["threshold"].value = 0.99
+    n_low, marks_low = w.state["n_kept_similarity"], similarity_marks()
+    png_low = bytes(w.children[-1].value)
+    w.controls["threshold"].value = 1.0  # cosine > 1: similarity keeps nothing
     assert w.state["n_kept_similarity"] <= n_low
+    # the figure marks what similarity keeps, so the threshold changes the figure too
+    marks_high = similarity_marks()
+    assert sum(marks_high) == sum(marks_low) > 0 and marks_high[0] == 0 < marks_low[0]
+    assert bytes(w.children[-1].value) != png_low
     other = w.controls["group"].options[-1][1]
     w.controls["group"].value = other
     assert (w.state["cluster"], w.state["camid"]) == other
@@ -132,8 +142,72 @@ def test_sweep_explorer_without_cfg_or_points():
     assert w.controls["compute"].disabled and w.state["missing"] and w.error is None
 
 
+def test_sweep_explorer_opens_on_a_cached_point():
+    points = {"lambda_fr": [{"value": 25, "variant": "tcul", "mAP": 10.0}],
+              "n_clusters": [{"value": 50, "variant": "tcul", "mAP": 9.0},
+                             {"value": 200, "variant": "tcul", "mAP": 11.0}]}
+    plan = {"lambda_fr": {"values": [0, 25, 100], "variants": ["tcul"], "true_value": 100},
+            "n_clusters": {"values": [50, 100, 200], "variants": ["tcul"], "true_value": 200}}
+    w = tw.sweep_explorer(points, plan=plan)
+    assert not w.state["missing"] and w.state["point"]["mAP"] == 10.0
+    w.controls["sweep"].value = "n_clusters"  # opens on the cached point nearest the true K
+    assert w.state["value"] == 200.0 and w.state["point"]["mAP"] == 11.0
+
+
 def test_explorer_shows_errors_instead_of_raising(lab):
     bad = {"x": {"baseline": {}, "iterations": [{"iteration": 1}]}}
     w = tw.iteration_scrubber(bad)
     assert w.state["iteration"] == 1
     json.dumps(w.state["rows"])  # plain data
+
+    def draw(ex):
+        if ex.controls["n"].value > 1:
+            raise ValueError("n is too large")
+        return Figure()
+
+    import ipywidgets as W
+
+    w = tw.Explorer({"n": W.IntSlider(value=1, min=0, max=3)}, draw)
+    assert w.error is None
+    w.controls["n"].value = 2  # the callback raises: shown in the view, not raised
+    assert w.error == "ValueError: n is too large"
+    assert "n is too large" in w.children[-2].value
+
+
+def test_explorer_redraws_its_figure_widget_and_saves_a_png_fallback(lab):
+    import base64
+
+    w = tw.fragments_explorer(lab.target)
+    image = w.children[-1]
+    assert image.format == "png" and image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    before = bytes(image.value)
+    w.controls["count"].value = 4
+    assert bytes(image.value) != before  # the figure widget itself was redrawn
+    bundle = w._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]) == bytes(image.value)
+    # no Output widget anywhere: nothing for nbclient to mimic (jupyter/nbclient#312)
+    import ipywidgets as W
+
+    def walk(x):
+        yield x
+        for c in getattr(x, "children", ()):
+            yield from walk(c)
+
+    assert not any(isinstance(x, W.Output) for x in walk(w))
+
+
+def test_frame_ids_are_shown_as_the_dataset_names_them(lab, init):
+    """Sequence + raw frame ("s2 f726"), never the kit's internal per-sequence offset."""
+    import re
+
+    from tcul_helpers.data import SEQUENCE_STRIDE
+
+    w = tw.selection_explorer(lab.target, init["features"], init["labels"], init["centers"],
+                              lab.camids, lab.frames, lab.truth, lambda_fr=100)
+    f = tw.fragments_explorer(lab.target)
+    texts = [t.get_text() for fig in (w.figure, f.figure) for ax in fig.axes for t in ax.texts]
+    texts.append(f.numbers)
+    numbers = [int(n) for t in texts for n in re.findall(r"\d+", t)]
+    assert numbers and max(numbers) < SEQUENCE_STRIDE
+    assert any(re.fullmatch(r"s\d+ f\d+", t) for t in texts)

@@ -25,6 +25,7 @@ from .fragments import _frame_label
 KEPT_COLOR = "#2ca02c"  # green: kept by Eq. 3
 REJECTED_COLOR = "#d62728"  # red: rejected by Eq. 3
 ANCHOR_COLOR = "#d4a017"  # gold: x_min_jk (always kept)
+SIMILARITY_COLOR = "#1f77b4"  # blue: kept by similarity selection (the comparison)
 COLUMNS = 8  # images per row
 
 
@@ -47,6 +48,7 @@ def plot_cluster_selection(
     camid: int,
     *,
     truth: Sequence[int] | np.ndarray | None = None,
+    similarity_kept: Sequence[bool] | np.ndarray | None = None,
     max_images: int = 24,
     ax=None,
 ) -> Figure:
@@ -56,7 +58,9 @@ def plot_cluster_selection(
     ``labels`` and ``truth`` (true pid per record, optional) are aligned per image. Borders:
     gold = ``x_min_jk``, green = kept, red = rejected at ``selection.lambda_fr``. When the
     group holds more than ``max_images`` images, the window of ``max_images`` consecutive
-    images (in frame order) centred on ``x_min_jk`` is shown.
+    images (in frame order) centred on ``x_min_jk`` is shown. ``similarity_kept`` (a
+    similarity selection's kept mask, optional) adds a mark under each image: a filled
+    square where similarity selection keeps it, an open one where it does not.
     """
     recs = _as_records(records)
     labels = np.asarray(labels).reshape(-1)
@@ -71,6 +75,11 @@ def plot_cluster_selection(
         truth = np.asarray(truth).reshape(-1)
         if len(truth) != n:
             raise TCULError(f"truth has {len(truth)} entries for {n} records: one pid per image")
+    if similarity_kept is not None:
+        similarity_kept = np.asarray(similarity_kept, dtype=bool).reshape(-1)
+        if len(similarity_kept) != n:
+            raise TCULError(f"similarity_kept has {len(similarity_kept)} entries for {n} "
+                            "records: one flag per image")
     if max_images < 1:
         raise TCULError(f"max_images must be >= 1, got {max_images}")
     camids = np.array([r.camid for r in recs])
@@ -110,25 +119,42 @@ def plot_cluster_selection(
         border.set_gid("anchor" if is_anchor else ("kept" if kept else "rejected"))
         ax.add_patch(border)
         ax.text(x0 + 0.5, y0 + 2.1, _frame_label(recs[i]), ha="center", va="top", fontsize=6.5)
-        dist = "x_min" if is_anchor else f"\u0394{selection.frame_distance[i]}"
+        dist = "x_min" if is_anchor else _distance_label(recs[i], recs[anchor],
+                                                          selection.frame_distance[i])
         ax.text(x0 + 0.5, y0 + 2.45, dist, ha="center", va="top", fontsize=6.5, color=color,
                 fontweight="bold")
         if truth is not None:
             ax.text(x0 + 0.5, y0 - 0.05, f"id {int(truth[i])}", ha="center", va="bottom",
                     fontsize=6.5)
+        if similarity_kept is not None:
+            mark = Rectangle((x0 + 0.06, y0 + 2.47), 0.18, 0.18, linewidth=1.2,
+                             edgecolor=SIMILARITY_COLOR,
+                             facecolor=SIMILARITY_COLOR if similarity_kept[i] else "none")
+            mark.set_gid("similarity-kept" if similarity_kept[i] else "similarity-rejected")
+            ax.add_patch(mark)
     ax.set_xlim(-0.1, n_cols + 0.1)
     ax.set_ylim(n_rows * row_h + 0.3, -0.1)
     ax.set_aspect("equal")
     ax.axis("off")
     n_kept = int(selection.kept[idx].sum())
-    ax.set_title(
-        f"camera {camid}, cluster {cluster}: {n_show} images by frame id; {n_kept} kept "
-        f"(gold x_min, green kept, red rejected; \u03bb_fr = {selection.lambda_fr:g})",
-        fontsize=9,
-    )
+    title = (f"camera {camid}, cluster {cluster}: {n_show} images by frame id; {n_kept} kept "
+             f"(gold x_min, green kept, red rejected; \u03bb_fr = {selection.lambda_fr:g})")
+    if similarity_kept is not None:
+        title += (f"\nsimilarity selection keeps {int(similarity_kept[idx].sum())} "
+                  "(filled blue square: kept, open: rejected)")
+    ax.set_title(title, fontsize=9)
     if created:
         fig.tight_layout()
     return fig
+
+
+def _distance_label(r: ImageRecord, anchor: ImageRecord, distance: int) -> str:
+    """``|fid(x_min) - fid(x)|`` as a student reads it: frames apart within one recording
+    sequence; across sequences the kit's frame ids differ by its internal sequence offset
+    (:data:`tcul_helpers.data.SEQUENCE_STRIDE`), which is never shown."""
+    if r.sequence is not None and anchor.sequence is not None and r.sequence != anchor.sequence:
+        return f"s{r.sequence}\u2260s{anchor.sequence}"
+    return f"\u0394{distance}"
 
 
 def pick_example_group(

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..atomic_files import write_json
 from ..errors import TCULError
 from ..folder_lock import folder_lock
+from ..progress import tqdm
 from .appearance import sample_appearances
 from .cameras import sample_cameras
 from .presets import PRESETS, WorldKnobs, resolve_knobs
