@@ -32,6 +32,7 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 #: Resolution of the explorers' PNG figures.
 FIGURE_DPI = 90
@@ -106,8 +107,20 @@ class Explorer(W.VBox):
 
 
 def _fmt(v: Any) -> str:
+    """A number as the explorers' tables show it: 3 decimals, integers as integers,
+    lists element by element, the "no window" lambda_fr as such."""
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
     if isinstance(v, float | np.floating):
-        return "nan" if not np.isfinite(v) else f"{v:.3f}"
+        if not np.isfinite(v):
+            return "nan"
+        if float(v).is_integer():
+            return _fmt(int(v))
+        return f"{v:.3f}"
+    if isinstance(v, int | np.integer) and not isinstance(v, bool):
+        from .sweeps import INFINITE_FRAMES
+
+        return "no window (10^7)" if int(v) == INFINITE_FRAMES else str(int(v))
     return str(v)
 
 
@@ -290,6 +303,7 @@ def center_update_explorer(centers, features, labels, truth, steps: int = 4,
         ax2.plot(purity, marker="o", label="purity")
         ax2.plot(nmi, marker="s", label="NMI")
         ax2.set_xlabel("step")
+        ax2.xaxis.set_major_locator(MaxNLocator(integer=True))  # no half steps
         ax2.set_title("cluster quality against the true identities", fontsize=9)
         ax2.legend(fontsize=7)
         ax2.grid(alpha=0.3)
@@ -370,10 +384,15 @@ def sweep_explorer(sweeps: Mapping[str, list[dict]], *, cfg=None, plan: Mapping 
     if not names:
         names = ["lambda_fr"]
 
-    def values_of(name: str) -> list:
+    def values_of(name: str) -> list[tuple[str, float]]:
+        """The slider's options: (readout, value), e.g. ("100", 100.0), ("\u221e", 1e7: no
+        window), so that the readout is short and never a raw float."""
         vals = {float(p["value"]) for p in points.get(name, [])}
         vals |= {float(v) for v in plan.get(name, {}).get("values", [])}
-        return sorted(vals) or [0.0]
+        from .sweeps import INFINITE_FRAMES
+
+        return [("\u221e" if v == INFINITE_FRAMES else _fmt(v), v)
+                for v in sorted(vals)] or [("0", 0.0)]
 
     def variants_of(name: str) -> list:
         vs = {p.get("variant", "") for p in points.get(name, [])}

@@ -126,7 +126,8 @@ def test_sweep_explorer_reads_points_and_computes_missing(lab, tmp_path, monkeyp
     monkeypatch.setattr(sweeps, "run_point", fake_run_point)
     w = tw.sweep_explorer(points, cfg=lab.cfg, plan=plan, out_dir=tmp_path)
     assert w.error is None and w.figure is not None
-    assert list(w.controls["value"].options) == [25.0, 100.0, 400.0]
+    assert [v for _label, v in w.controls["value"].options] == [25.0, 100.0, 400.0]
+    assert [label for label, _v in w.controls["value"].options] == ["25", "100", "400"]
     w.controls["value"].value = 100.0
     assert w.state["point"]["mAP"] == 12.0 and not w.state["missing"]
     w.controls["value"].value = 400.0
@@ -211,3 +212,16 @@ def test_frame_ids_are_shown_as_the_dataset_names_them(lab, init):
     numbers = [int(n) for t in texts for n in re.findall(r"\d+", t)]
     assert numbers and max(numbers) < SEQUENCE_STRIDE
     assert any(re.fullmatch(r"s\d+ f\d+", t) for t in texts)
+
+
+def test_numbers_are_formatted_for_reading():
+    from tcul_helpers.sweeps import INFINITE_FRAMES
+
+    assert tw._fmt(0.46138535031847133) == "0.461"
+    assert tw._fmt([0.46138535031847133, 0.5]) == "[0.461, 0.500]"
+    assert tw._fmt(10000000.0) == tw._fmt(INFINITE_FRAMES) == "no window (10^7)"
+    assert tw._fmt(np.int64(3)) == "3" and tw._fmt(True) == "True"
+    w = tw.sweep_explorer({"lambda_fr": [{"value": float(INFINITE_FRAMES), "variant": "tcul",
+                                          "mAP": 1.0, "precision": [0.123456, 0.5]}]})
+    assert w.controls["value"].options[0][0] == "\u221e"
+    assert "0.123" in w.numbers and "0.123456" not in w.numbers

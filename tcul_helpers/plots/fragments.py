@@ -8,6 +8,7 @@ what the temporal selection of Eq. 3 relies on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -47,15 +48,15 @@ def _frame_label(r: ImageRecord) -> str:
     return f"f{r.frame}"
 
 
-def _identity_colors(pids: list[int]) -> dict[int, tuple]:
-    """Distinct colours for the identities shown, in order of first appearance (tab20)."""
+def identity_color(pid: int) -> tuple:
+    """The colour of identity ``pid`` in every view (tab20; the pid is written beside it,
+    since 20 colours repeat): fixed by the pid, so a person keeps a colour while the view
+    scrolls. Consecutive pids get far-apart slots (7 is coprime with 20)."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab20"]
-    order = list(dict.fromkeys(p for p in pids if p > 0))
     # even slots first (the saturated half of tab20), then the light half
     slots = list(range(0, 20, 2)) + list(range(1, 20, 2))
-    return {p: cmap(slots[i % 20]) for i, p in enumerate(order)}
+    return colormaps["tab20"](slots[(7 * int(pid)) % 20])
 
 
 def plot_fragments(
@@ -122,8 +123,10 @@ def plot_fragments(
                 x, row = 0.0, row + 1
             positions.append((x, row))
             x += 1.0
-    n_rows = row + 1
     width = COLUMNS + FRAGMENT_SPACE * 2
+    # the height of max_images images when every one is its own fragment: the figure keeps
+    # one size while a student scrolls through a camera
+    n_rows = max(row + 1, math.ceil(max_images * (1.0 + FRAGMENT_SPACE) / width))
     row_h = 2.0 + 0.8  # image (aspect 2:1) + labels
     created = ax is None
     if ax is None:
@@ -131,7 +134,6 @@ def plot_fragments(
         ax = fig.add_subplot(1, 1, 1)
     else:
         fig = ax.figure
-    colors = _identity_colors([r.raw_pid for r in shown])
     frag_of = {i: k for k, frag in enumerate(fragments) for i in frag}
     for i, rec in enumerate(shown):
         x0, r = positions[i]
@@ -141,7 +143,7 @@ def plot_fragments(
         ax.imshow(arr, extent=(x0 + 0.04, x0 + 0.96, y0 + 2.0, y0), interpolation="bilinear")
         ax.text(x0 + 0.5, y0 + 2.12, _frame_label(rec), ha="center", va="top", fontsize=6)
         if show_identity and rec.raw_pid >= 0:
-            color = (0.5, 0.5, 0.5) if rec.raw_pid == 0 else colors[rec.raw_pid]
+            color = (0.5, 0.5, 0.5) if rec.raw_pid == 0 else identity_color(rec.raw_pid)
             ax.add_patch(Rectangle((x0 + 0.04, y0), 0.92, 2.0, fill=False, edgecolor=color,
                                    linewidth=2.2))
             ax.text(x0 + 0.5, y0 - 0.05, f"{rec.raw_pid:04d}", ha="center", va="bottom",
