@@ -97,6 +97,9 @@ def _run(name: str, fn: Callable, ref: Callable, cases: list[_Case], names: tupl
          compare: Callable[[Any, Any], str | None]) -> CheckResult:
     if not callable(fn):
         return CheckResult(False, f"expected a function, got {type(fn).__name__}", name)
+    # the targeted cases run first: a typical mistake then meets the case made for it and
+    # its hint, not the generic checklist of a random input
+    cases = sorted(cases, key=lambda c: c.name.startswith("random"))
     for i, case in enumerate(cases, 1):
         kwargs = case.kwargs or {}
         expected = ref(*_copy(case.args), **kwargs)
@@ -182,14 +185,20 @@ def assign_cases(seed: int = 0) -> list[_Case]:
     # centres of very different norms: the dot product and the cosine disagree
     norm_c = np.array([[10, 1], [0.1, 1.0]], np.float32)
     norm_x = np.array([[0.2, 1.0], [1.0, 0.1], [0.05, 1.0]], np.float32)
+    # each image equals one centre: argmin of the cosine picks the other one
+    own_x = np.array([[1, 0], [0, 1], [0.9, 0.1]], np.float32)
+    own_c = np.array([[1, 0], [0, 1]], np.float32)
+    # targeted cases first, so that a typical mistake gets its own hint; random last
     return [
-        _Case("random", (x, c), "l_i = argmax_k cos(f(x_i), c_k): divide by |f(x_i)| |c_k| "
-              "(cosine, not a plain dot product or a distance) and take argmax, not argmin."),
+        _Case("each image on its own centre", (own_x, own_c),
+              "Eq. 2 takes the MOST similar centre: argmax of the cosine, not argmin."),
         _Case("unnormalised centres", (norm_x, norm_c),
               "Eq. 1 divides by |f(x_i)| |c_k|: a plain dot product favours long centres."),
         _Case("tie between equal centres", (tie_x, tie_c),
               "when two centres are equally similar, take the lowest k (np.argmax does)."),
         _Case("one centre", (x[:5], c[:1]), "with K = 1 every image gets label 0."),
+        _Case("random", (x, c), "l_i = argmax_k cos(f(x_i), c_k): divide by |f(x_i)| |c_k| "
+              "(cosine, not a plain dot product or a distance) and take argmax, not argmin."),
     ]
 
 
@@ -220,7 +229,9 @@ def select_temporal_cases(seed: int = 0) -> list[_Case]:
     bcam = np.array([1, 1, 1, 1, 1])
     bfr = np.array([100, 150, 50, 151, 7])
     # one cluster seen by one camera only, the other by two cameras with reused frame ids
-    ox = np.array([[1, 0], [0.9, 0.2], [0, 1], [0.1, 0.9], [0.2, 1], [0.3, 1]], np.float32)
+    # (camera 3's anchor, image 5 at frame 5000, is 4000 frames from camera 1's anchor: a
+    # selection that ignores the camera keeps image 4 and drops image 5)
+    ox = np.array([[1, 0], [0.9, 0.2], [0, 1], [0.1, 0.9], [0.3, 1], [0.2, 1]], np.float32)
     olab = np.array([0, 0, 1, 1, 1, 1])
     ocam = np.array([2, 2, 1, 1, 3, 3])
     ofr = np.array([10, 500, 1000, 1010, 1000, 5000])
@@ -228,10 +239,16 @@ def select_temporal_cases(seed: int = 0) -> list[_Case]:
     tx = np.array([[1, 1], [2, 2], [1, 0.2]], np.float32)
     tc = np.array([[1, 1]], np.float32)
     tfr = np.array([0, 60, 30])
+    # one group: the most similar image is far (in frames) from the least similar one
+    ax = np.array([[1, 0], [0.6, 0.8], [0, 1]], np.float32)
+    ac = np.array([[1, 0]], np.float32)
+    one = np.zeros(3, np.int64)
+    # targeted cases first, so that a typical mistake gets its own hint; random last
     return [
-        _Case("random", (x, lab, c, cams, fr, 100),
-              "group images by (camera, cluster); the anchor x_min is the image MOST similar "
-              "to the centre (largest cosine); keep |fid(x_min) - fid(x)| <= lambda_fr."),
+        _Case("anchor = the most similar image", (ax, one, ac, one + 1,
+                                                  np.array([0, 500, 1000]), 100),
+              "x_min is the image MOST similar to the centre c_k: argmax of the cosine, "
+              "not argmin."),
         _Case("frames exactly lambda_fr away", (bx, blab, bc, bcam, bfr, 50),
               "Eq. 3 keeps frame distances equal to lambda_fr: use <=, not <."),
         _Case("cluster in one camera only", (ox, olab, bc, ocam, ofr, 20),
@@ -244,6 +261,9 @@ def select_temporal_cases(seed: int = 0) -> list[_Case]:
                                                 np.ones(3, np.int64), tfr, 40),
               "images 0 and 1 are equally similar to the centre: the anchor is the lowest "
               "index (a stable sort or np.argmax gives it)."),
+        _Case("random", (x, lab, c, cams, fr, 100),
+              "group images by (camera, cluster); the anchor x_min is the image MOST similar "
+              "to the centre (largest cosine); keep |fid(x_min) - fid(x)| <= lambda_fr."),
     ]
 
 
@@ -269,17 +289,26 @@ def triplet_cases(seed: int = 0) -> list[_Case]:
     single = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 5, 5])  # label 4 has no positive
     near = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.5, 0.0], [0.0, 4.0]], dtype=torch.float64)
     near_lab = torch.tensor([0, 0, 1, 1])
+    # two images per label: the only positive is the hardest one; squaring moves the hinge
+    pairs = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.5, 0.0], [2.6, 0.0]], dtype=torch.float64)
+    # three per label on a line: the farthest and the nearest positive give other losses
+    line = torch.tensor([[0.0, 0], [1, 0], [3, 0], [4, 0], [6, 0], [9, 0]], dtype=torch.float64)
     return [
-        _Case("random PK batch", (emb, lab, 0.5),
-              "for each anchor: hardest positive = FARTHEST same-label image (max distance), "
-              "hardest negative = CLOSEST other-label image (min distance); Euclidean "
-              "distance, not squared; loss = mean over anchors of [d_ap - d_an + m]_+."),
+        _Case("Euclidean, not squared", (pairs, torch.tensor([0, 0, 1, 1]), 1.0),
+              "d(a, b) is the Euclidean distance ||f(a) - f(b)||_2, not squared."),
+        _Case("hardest positive = farthest", (line, torch.tensor([0, 0, 0, 1, 1, 1]), 2.0),
+              "the hardest positive is the FARTHEST same-label image (max distance), the "
+              "hardest negative the CLOSEST other-label image (min distance)."),
         _Case("large margin", (emb, lab, 5.0), "the margin m is added inside the hinge."),
         _Case("anchor without a positive", (emb, single, 0.5),
               "an anchor whose label appears once has no positive: leave it out of the mean "
               "(do not count it as 0)."),
         _Case("hand-made 2-D batch", (near, near_lab, 0.3),
               "an anchor must not be its own positive (distance 0)."),
+        _Case("random PK batch", (emb, lab, 0.5),
+              "for each anchor: hardest positive = FARTHEST same-label image (max distance), "
+              "hardest negative = CLOSEST other-label image (min distance); Euclidean "
+              "distance, not squared; loss = mean over anchors of [d_ap - d_an + m]_+."),
     ]
 
 
@@ -311,10 +340,11 @@ def update_centers_cases(seed: int = 0) -> list[_Case]:
     x = rng.normal(size=(30, 3))
     lab = rng.integers(0, 4, 30)
     lab_empty = np.where(lab == 2, 0, lab)  # cluster 2 has no member
+    one_c, one_x = np.zeros((1, 2)), np.array([[1.0, 0.0]])
     return [
-        _Case("random", (c, x, lab, 0.5, 1e-6),
-              "delta_c_k = sum_{i: l_i=k} (c_k - f(x_i)) / (beta + n_k); c_k <- c_k - "
-              "lambda_c * delta_c_k (minus: the centre moves TOWARDS its members)."),
+        _Case("one centre, one member", (one_c, one_x, np.zeros(1, np.int64), 0.5, 1e-6),
+              "c_k <- c_k - lambda_c * delta_c_k with delta_c_k built from (c_k - f(x_i)): "
+              "the minus moves the centre TOWARDS its member (here to (0.5, 0))."),
         _Case("large beta", (c, x, lab, 0.5, 2.0),
               "beta belongs in the denominator of Eq. 6: beta + sum_i I(l_i = k)."),
         _Case("empty cluster", (c, x, lab_empty, 0.5, 1e-6),
@@ -322,6 +352,9 @@ def update_centers_cases(seed: int = 0) -> list[_Case]:
         _Case("lambda_c = 1", (c, x, lab, 1.0, 1e-6),
               "with lambda_c = 1 (and tiny beta) every centre becomes its members' mean."),
         _Case("lambda_c = 0", (c, x, lab, 0.0, 1e-6), "with lambda_c = 0 nothing moves."),
+        _Case("random", (c, x, lab, 0.5, 1e-6),
+              "delta_c_k = sum_{i: l_i=k} (c_k - f(x_i)) / (beta + n_k); c_k <- c_k - "
+              "lambda_c * delta_c_k (minus: the centre moves TOWARDS its members)."),
     ]
 
 
