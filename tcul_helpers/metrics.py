@@ -75,6 +75,18 @@ def pairwise_recall(pseudo_labels: Any, true_labels: Any, mask: Any | None = Non
     return _pairs(_contingency(p, t)) / same
 
 
+def kept_pair_recall(pseudo_labels: Any, true_labels: Any, kept: Any) -> float:
+    """Of the correct pairs of the clustering (same pseudo-label and same identity, over all
+    images), the fraction whose two images a selection keeps: what a selection gives up for
+    its precision. ``nan`` when the clustering has no correct pair."""
+    p, t = _check(pseudo_labels, true_labels, None)
+    correct = _pairs(_contingency(p, t))
+    if correct == 0:
+        return float("nan")
+    pk, tk = _check(pseudo_labels, true_labels, kept)
+    return (_pairs(_contingency(pk, tk)) if pk.size else 0.0) / correct
+
+
 def camera_pair_scores(pseudo_labels: Any, true_labels: Any, camids: Any,
                        mask: Any | None = None) -> dict[str, float]:
     """Pairs of ``mask``-selected images that share a pseudo-label, split by camera.

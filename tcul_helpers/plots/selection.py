@@ -11,6 +11,7 @@ true identity is written above it (the method never sees it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -195,3 +196,79 @@ def pick_example_group(
             i = members[0]
             best = (int(labels[i]), int(camids[i]))
     return best
+
+
+def selection_tradeoff(features: Any, labels: Any, centers: Any, camids: Any, frames: Any,
+                       truth: Any, lambdas: Sequence[float], thresholds: Sequence[float]
+                       ) -> dict[str, dict[str, np.ndarray]]:
+    """What each selection trades, on one clustering: for Eq. 3 at every ``lambdas`` value
+    and for similarity selection at every ``thresholds`` value, the number of kept images,
+    the pairwise precision of the kept pseudo-labels and the kept-pair recall (of the
+    clustering's correct pairs, the fraction a selection keeps). Seconds on the classroom
+    world: no network runs."""
+    from ..metrics import kept_pair_recall, pairwise_precision
+    from ..selection import select_by_similarity, temporal_anchors
+
+    labels, truth = np.asarray(labels), np.asarray(truth)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, values, select in (
+        ("temporal", lambdas,
+         lambda v: temporal_anchors(features, labels, centers, camids, frames, v).kept),
+        ("similarity", thresholds,
+         lambda v: select_by_similarity(features, labels, centers, v)),
+    ):
+        rows = []
+        for v in values:
+            kept = np.asarray(select(v), dtype=bool)
+            rows.append((float(v), int(kept.sum()), pairwise_precision(labels, truth, kept),
+                         kept_pair_recall(labels, truth, kept)))
+        arr = np.array(rows, dtype=float).reshape(-1, 4)
+        out[name] = {"value": arr[:, 0], "kept": arr[:, 1], "precision": arr[:, 2],
+                     "recall": arr[:, 3]}
+    return out
+
+
+def plot_selection_tradeoff(curves: dict[str, dict[str, np.ndarray]], own_similarity: Any,
+                            kept: dict[str, Any], *, lambda_fr: float, threshold: float
+                            ) -> Figure:
+    """Left: precision against kept-pair recall of both selections (from
+    :func:`selection_tradeoff`), their default operating points marked. Right: the
+    similarity of each kept image to its own centre, ``sim(f(x), c_l)``, under each
+    selection's default (``kept``: ``{"temporal": mask, "similarity": mask}``): similarity
+    selection keeps only images near the centre (easy positives), Eq. 3 also keeps images
+    far from it in feature space but close in time (hard positives), the paper's second
+    argument for Eq. 3."""
+    import seaborn as sns
+
+    sim = np.asarray(own_similarity, dtype=float)
+    fig = Figure(figsize=(10, 4))
+    ax, ax2 = fig.subplots(1, 2)
+    styles = {"temporal": (KEPT_COLOR, "o", f"Eq. 3, \u03bb_fr (default {lambda_fr:g})",
+                           lambda_fr),
+              "similarity": (SIMILARITY_COLOR, "s", f"similarity > t (default {threshold:g})",
+                             threshold)}
+    for name, c in curves.items():
+        color, marker, label, default = styles[name]
+        ax.plot(c["recall"], c["precision"], marker=marker, ms=3, color=color, label=label)
+        at = int(np.argmin(np.abs(c["value"] - default)))
+        ax.plot(c["recall"][at], c["precision"][at], marker=marker, ms=10, color=color,
+                mfc="none", mew=2)
+    ax.set_xlabel("kept-pair recall (correct pairs of the clustering that are kept)")
+    ax.set_ylabel("pairwise precision of the kept pseudo-labels")
+    ax.set_title("what each selection trades (circled: the defaults)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    data = {"all clustered images": sim}
+    for name in ("temporal", "similarity"):
+        data[styles[name][2].split(" (")[0] + " keeps"] = sim[np.asarray(kept[name], bool)]
+    palette = ["0.6", KEPT_COLOR, SIMILARITY_COLOR]
+    for (name, values), color in zip(data.items(), palette, strict=True):
+        if len(values) > 1:
+            sns.kdeplot(x=values, ax=ax2, color=color, label=f"{name} ({len(values)})",
+                        fill=name != "all clustered images", alpha=0.25, cut=0)
+    ax2.axvline(threshold, color=SIMILARITY_COLOR, ls=":", lw=1)
+    ax2.set_xlabel("sim(f(x), c_l): cosine similarity to its own centre")
+    ax2.set_title("which images each selection keeps: near the centre, or also far", fontsize=9)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

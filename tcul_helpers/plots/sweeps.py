@@ -91,3 +91,79 @@ def plot_sweep(
     if np.isfinite(xs_all).all() and created:
         fig.tight_layout()
     return fig
+
+
+def live_sweeps(features: np.ndarray, camids: Sequence[int], frames: Sequence[int],
+                truth: Sequence[int], *, lambdas: Sequence[float], ks: Sequence[int], k: int,
+                lambda_fr: float, seed: int = 0, kmeans_iters: int = 30) -> dict:
+    """The sweeps' first step, in seconds instead of whole runs. On the source model's
+    features (the start of iteration 1): ``by_k``, for each of ``ks`` the k-means clustering
+    (Eq. 1-2 labels) scored against the true identities (NMI, ARI, pairwise precision and
+    recall) with Eq. 3's kept count and precision at ``lambda_fr``; ``by_lambda``, at K =
+    ``k``, for each of ``lambdas`` the images Eq. 3 keeps (count, pairwise precision,
+    kept-pair recall). No network is trained: this is what each knob does to the
+    pseudo-labels fine-tuning starts from, not the final mAP of Fig. 4."""
+    from ..clustering import assign_clusters, kmeans_init
+    from ..metrics import clustering_scores, kept_pair_recall, pairwise_precision, pairwise_recall
+    from ..selection import temporal_anchors
+
+    truth = np.asarray(truth)
+
+    def cluster(n: int) -> tuple[np.ndarray, np.ndarray]:
+        centers = kmeans_init(features, int(n), seed, n_iter=kmeans_iters).astype(np.float32)
+        return assign_clusters(features, centers), centers
+
+    def kept(labels, centers, lam) -> np.ndarray:
+        return temporal_anchors(features, labels, centers, camids, frames, lam).kept
+
+    by_k = []
+    for n in ks:
+        labels, centers = cluster(n)
+        s = kept(labels, centers, lambda_fr)
+        by_k.append({"K": int(n), **clustering_scores(labels, truth),
+                     "precision": pairwise_precision(labels, truth),
+                     "recall": pairwise_recall(labels, truth), "kept": int(s.sum()),
+                     "kept_precision": pairwise_precision(labels, truth, s)})
+    labels, centers = cluster(k)
+    by_lambda = []
+    for lam in lambdas:
+        s = kept(labels, centers, lam)
+        by_lambda.append({"lambda_fr": float(lam), "kept": int(s.sum()),
+                          "precision": pairwise_precision(labels, truth, s),
+                          "recall": kept_pair_recall(labels, truth, s)})
+    return {"k": int(k), "by_k": by_k, "by_lambda": by_lambda}
+
+
+def plot_live_sweeps(live: dict, *, true_k: int, lambda_fr: float) -> Figure:
+    """Fig. 4's two knobs at the start of iteration 1 (:func:`live_sweeps`): left, Eq. 3's
+    kept-label precision and kept-pair recall against lambda_fr; right, the clustering's
+    NMI / ARI / pairwise precision and recall against K."""
+    from ..sweeps import INFINITE_FRAMES
+
+    fig = Figure(figsize=(10, 3.8))
+    ax, ax2 = fig.subplots(1, 2)
+    rows, k = live["by_lambda"], live["k"]
+    xs = np.array([r["lambda_fr"] for r in rows], dtype=float)
+    shown = np.where(xs >= INFINITE_FRAMES, np.nan, np.maximum(xs, 0.5))
+    for key, style in (("precision", "o-"), ("recall", "s--")):
+        ax.plot(shown, [r[key] for r in rows], style, ms=3, label=f"kept pairs: {key}")
+    ax.axvline(lambda_fr, color="k", ls=":", lw=1, label=f"default \u03bb_fr = {lambda_fr:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("\u03bb_fr (frames; 0 drawn at 0.5)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Eq. 3 at iteration 1, K = {k}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    by_k = live["by_k"]
+    ks = [r["K"] for r in by_k]
+    for key, style in (("nmi", "o-"), ("ari", "^-"), ("precision", "s--"), ("recall", "d--")):
+        ax2.plot(ks, [r[key] for r in by_k], style, ms=3, label=key if key in ("nmi", "ari")
+                 else f"pairwise {key}")
+    ax2.axvline(true_k, color="k", ls=":", lw=1, label=f"true count {true_k}")
+    ax2.set_xlabel("K (k-means clusters)")
+    ax2.set_ylim(0, 1.02)
+    ax2.set_title("the clustering at iteration 1 against the true identities", fontsize=9)
+    ax2.legend(fontsize=7)
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
