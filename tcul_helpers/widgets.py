@@ -255,7 +255,8 @@ def cluster_purity(labels: np.ndarray, truth: np.ndarray) -> float:
 
 def center_update_explorer(centers, features, labels, truth, steps: int = 4,
                            max_points: int = 1500) -> Explorer:
-    """Eq. 6-7 interactively: ``lambda_c`` slider; the centres are updated ``steps`` times
+    """Eq. 6-7 interactively: ``lambda_c`` and ``beta`` sliders (beta damps the step of a
+    cluster with few members: n_k / (beta + n_k) of it); the centres are updated ``steps`` times
     (features fixed, labels re-assigned by Eq. 1-2 after each update) and their paths drawn
     on a 2-D PCA projection. ``state``: purity / NMI per step and the distance moved."""
     from sklearn.decomposition import PCA
@@ -274,18 +275,21 @@ def center_update_explorer(centers, features, labels, truth, steps: int = 4,
                         continuous_update=False)
     n_steps = W.IntSlider(value=steps, min=1, max=10, description="steps",
                           continuous_update=False)
+    beta = W.FloatLogSlider(value=1e-6, base=10, min=-6, max=3, step=0.5, description="\u03b2",
+                            readout_format=".0e", continuous_update=False)
 
     def draw(ex: Explorer) -> Figure:
         path, lab = [c0], labels0
         purity = [cluster_purity(lab, truth)]
         nmi = [clustering_scores(lab, truth)["nmi"]]
         for _ in range(n_steps.value):
-            path.append(update_centers(path[-1], x, lab, lam.value, 1e-6))
+            path.append(update_centers(path[-1], x, lab, lam.value, beta.value))
             lab = assign_clusters(x, path[-1])
             purity.append(cluster_purity(lab, truth))
             nmi.append(clustering_scores(lab, truth)["nmi"])
         moved = float(np.linalg.norm(path[-1] - c0, axis=1).mean())
-        ex.state = {"lambda_c": lam.value, "steps": n_steps.value, "purity": purity,
+        ex.state = {"lambda_c": lam.value, "beta": beta.value, "steps": n_steps.value,
+                    "purity": purity,
                     "nmi": nmi, "mean_shift": moved, "centers": path[-1]}
         ex._show({"purity (before -> after)": f"{purity[0]:.3f} -> {purity[-1]:.3f}",
                   "NMI (before -> after)": f"{nmi[0]:.3f} -> {nmi[-1]:.3f}",
@@ -310,8 +314,8 @@ def center_update_explorer(centers, features, labels, truth, steps: int = 4,
         fig.tight_layout()
         return fig
 
-    return Explorer({"lambda_c": lam, "steps": n_steps}, draw,
-                    "Eq. 6-7: how lambda_c moves the centres")
+    return Explorer({"lambda_c": lam, "steps": n_steps, "beta": beta}, draw,
+                    "Eq. 6-7: how lambda_c (and beta, for small clusters) move the centres")
 
 
 # --------------------------------------------------------------------------------------

@@ -92,6 +92,9 @@ def test_center_update_explorer(lab):
     assert w.state["mean_shift"] >= moved_half
     w.controls["steps"].value = 1
     assert len(w.state["nmi"]) == 2
+    moved_full = w.state["mean_shift"]
+    w.controls["beta"].value = 1000.0  # beta >> n_k: each step is a small fraction of the way
+    assert w.state["beta"] == 1000.0 and 0 < w.state["mean_shift"] < moved_full
 
 
 def test_iteration_scrubber(lab):
