@@ -305,7 +305,7 @@ PAPER_TARGET_LR = Config.target_lr
 #: classifier near chance (training accuracy 12-16% after 30 epochs, cross-entropy still
 #: 5.2 of ln 200 = 5.3), and the compact net's 3e-3 broke the ImageNet trunk on two of three
 #: seeds (<= 1%). Measured on seeds 0 / 1 (closing note of issue 10): 3e-4 gives 37.5% /
-#: 49.6%, 1e-3 gives 47.5% / 56.6% (the compact net from scratch: 54-64%).
+#: 49.6%, 1e-3 gives 47.5% / 56.6% (seed 2: 43.5%; the compact net from scratch: 54-64%).
 IMAGENET_CPU_SOURCE_LR = 1e-3
 _START_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"scratch": dict(arch="resnet50", imagenet_init=False),
