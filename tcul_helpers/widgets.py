@@ -7,7 +7,7 @@ and students can reach:
 * ``state``: a dict of the latest numbers (updated on every change);
 * ``numbers``: the same numbers as the HTML table shown above the figure;
 * ``figure``: the latest :class:`matplotlib.figure.Figure`, shown as a PNG in an
-  ``ipywidgets.Image`` (:meth:`Explorer.figure_png`);
+  ``ipywidgets.Image`` (:func:`figure_png`);
 * ``update()``: recompute from the controls' current values (called on every change).
 
 The figure is drawn into PNG bytes, not into an ``ipywidgets.Output``: a cell that displays
@@ -56,7 +56,6 @@ class Explorer(W.VBox):
         self.state: dict[str, Any] = {}
         self.figure: Figure | None = None
         self.error: str | None = None
-        self._png = b""
         self._draw = draw
         self._numbers_view = W.HTML()
         self._figure_view = W.Image(format="png", layout=W.Layout(max_width="100%"))
@@ -79,18 +78,17 @@ class Explorer(W.VBox):
             fig = None
         if fig is not None:
             self.figure = fig
-            self._png = figure_png(fig)
-            self._figure_view.value = self._png
+            self._figure_view.value = figure_png(fig)
         if self.error:
             self._numbers_view.value = (f"<pre style='color:#b00'>{html.escape(self.error)}</pre>"
                                         + self.numbers)
         else:
             self._numbers_view.value = self.numbers
 
-    def set_numbers(self, html: str) -> None:
-        """Show ``html`` (a table of this view's numbers) above the figure."""
-        self.numbers = html
-        self._numbers_view.value = html
+    def set_numbers(self, table: str) -> None:
+        """Show ``table`` (HTML: this view's numbers) above the figure."""
+        self.numbers = table
+        self._numbers_view.value = table
 
     def _show(self, rows: Mapping[str, Any]) -> None:
         cells = "".join(f"<tr><td>{k}</td><td><b>{_fmt(v)}</b></td></tr>"
@@ -98,11 +96,12 @@ class Explorer(W.VBox):
         self.set_numbers(f"<table>{cells}</table>")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        """The widget view, plus the numbers and the last figure as plain HTML / PNG: what a
-        saved notebook shows where no kernel (no widget model) is behind it."""
+        """The widget view, plus the last figure as a plain PNG: what viewers that ignore
+        widget state show (an untrusted notebook, nbconvert's HTML, GitHub)."""
         bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
-        if self._png:
-            bundle["image/png"] = base64.b64encode(self._png).decode("ascii")
+        png = bytes(self._figure_view.value)
+        if png:
+            bundle["image/png"] = base64.b64encode(png).decode("ascii")
         return bundle
 
 
@@ -130,11 +129,9 @@ def _fmt(v: Any) -> str:
 def fragments_explorer(dataset, max_images: int = 30) -> Explorer:
     """Fig. 2 interactively: a camera dropdown and a time-window slider (the position, in
     frame order, of the first image shown) and the number of images shown."""
-    from .plots.fragments import plot_fragments
+    from .plots.fragments import _frame_label, plot_fragments
 
     records = dataset.train if hasattr(dataset, "train") else list(dataset)
-    from .plots.fragments import _frame_label
-
     frames_by_cam: dict[int, np.ndarray] = {}
     label_of: dict[tuple[int, int], str] = {}  # (camera, frame id) -> "s<seq> f<raw frame>"
     for r in records:

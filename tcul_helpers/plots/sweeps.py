@@ -116,15 +116,15 @@ def live_sweeps(features: np.ndarray, camids: Sequence[int], frames: Sequence[in
     def kept(labels, centers, lam) -> np.ndarray:
         return temporal_anchors(features, labels, centers, camids, frames, lam).kept
 
-    by_k = []
+    by_k, clustered = [], {}
     for n in ks:
-        labels, centers = cluster(n)
+        labels, centers = clustered[int(n)] = cluster(n)
         s = kept(labels, centers, lambda_fr)
         by_k.append({"K": int(n), **clustering_scores(labels, truth),
                      "precision": pairwise_precision(labels, truth),
                      "recall": pairwise_recall(labels, truth), "kept": int(s.sum()),
                      "kept_precision": pairwise_precision(labels, truth, s)})
-    labels, centers = cluster(k)
+    labels, centers = clustered[int(k)] if int(k) in clustered else cluster(k)
     by_lambda = []
     for lam in lambdas:
         s = kept(labels, centers, lam)
