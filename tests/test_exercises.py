@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,13 @@ SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
 
 
 def _solution(name: str, func: str):
-    spec = importlib.util.spec_from_file_location(f"sol_{name}", SOLUTIONS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(SOLUTIONS))  # tcul_iteration.py assembles its siblings
+    try:
+        spec = importlib.util.spec_from_file_location(f"sol_{name}", SOLUTIONS / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(SOLUTIONS))
     return getattr(mod, func)
 
 
@@ -29,6 +34,10 @@ CASES = [
     (ex.check_triplet_loss, "triplet_loss", "my_triplet_loss"),
     (ex.check_update_centers, "update_centers", "my_update_centers"),
     (ex.check_pairwise_precision, "pairwise_precision", "my_pairwise_precision"),
+    (ex.check_select_similarity, "select_similarity", "my_select_similarity"),
+    (ex.check_pk_batch, "pk_batch", "my_pk_batch"),
+    (ex.check_market_frame, "market_frame", "my_market_frame"),
+    (ex.check_tcul_iteration, "tcul_iteration", "my_tcul_iteration"),
 ]
 
 
@@ -45,12 +54,39 @@ def test_solutions_pass(checker, module, func):
 @pytest.mark.parametrize(("checker", "module", "func"), CASES, ids=[c[1] for c in CASES])
 def test_package_reference_passes(checker, module, func):
     from tcul_helpers import clustering, losses, metrics, selection
+    from tcul_helpers.exercises.frames import linear_frame
+    from tcul_helpers.exercises.iteration import tcul_iteration
+    from tcul_helpers.sampler import PKSampler
+
+    def kit_pk_batch(labels, P, K, rng):
+        return PKSampler(labels, P, K, seed=int(rng.integers(2**31))).batches()[0]
 
     ref = {"assign": clustering.assign_clusters, "select_temporal": selection.select_temporal,
            "triplet_loss": losses.batch_hard_triplet_loss,
            "update_centers": clustering.update_centers,
-           "pairwise_precision": metrics.pairwise_precision}[module]
-    assert checker(ref).passed
+           "pairwise_precision": metrics.pairwise_precision,
+           "select_similarity": selection.select_by_similarity,
+           "pk_batch": kit_pk_batch, "market_frame": linear_frame,
+           "tcul_iteration": tcul_iteration}[module]
+    res = checker(ref)
+    assert res.passed, res.message
+
+
+ALL_MISTAKES = [(name, m) for name, ms in ex.MISTAKES.items() for m in ms]
+
+
+@pytest.mark.parametrize(("name", "mistake"), ALL_MISTAKES,
+                         ids=[f"{n}: {m.name[:40]}" for n, m in ALL_MISTAKES])
+def test_every_listed_mistake_is_recognised_by_name(name, mistake):
+    """Each common wrong answer fails its checker, and the message names that mistake."""
+    res = ex.CHECKERS[name](mistake.fn)
+    assert not res.passed, f"{mistake.name!r} passes {name}'s checker"
+    assert f"recognised mistake: {mistake.name}" in res.message, res.message
+
+
+def test_every_checker_but_pk_lists_its_mistakes():
+    assert set(ex.MISTAKES) == set(ex.CHECKERS) - {"pk_batch"}
+    assert all(len(ms) >= 3 for ms in ex.MISTAKES.values())
 
 
 @pytest.mark.parametrize("checker", [c[0] for c in CASES])
@@ -184,3 +220,57 @@ def test_exception_is_reported_not_raised():
 
 def test_not_a_function():
     assert not ex.check_assign(42).passed
+
+
+def test_similarity_strict_threshold_case_is_exact():
+    from tcul_helpers.exercises.selection import select_similarity_cases
+    from tcul_helpers.selection import select_by_similarity
+
+    case = next(c for c in select_similarity_cases() if "threshold" in c.name)
+    kept = select_by_similarity(*case.args)
+    assert kept.tolist() == [False, True, False]  # cos 0.6 at threshold 0.6 is not kept
+
+
+def _pk(mode):
+    def batch(labels, P, K, rng):
+        labels = np.asarray(labels)
+        ids = np.unique(labels)
+        chosen = ids[:P] if mode == "first labels" else rng.choice(ids, P, replace=False)
+        out = []
+        for lab in chosen:
+            pool = np.flatnonzero(labels == lab)
+            if mode == "with replacement":
+                out.extend(rng.choice(pool, K, replace=True))
+            elif mode == "first images":
+                out.extend(np.resize(pool, K))
+            elif mode == "too few":
+                out.extend(rng.choice(pool, min(K, len(pool)), replace=False))
+            else:  # a right draw of K images
+                out.extend(rng.choice(pool, K, replace=len(pool) < K) if len(pool) < K
+                           else rng.choice(pool, K, replace=False))
+                if len(pool) < K:
+                    out[-K:] = list(pool) + list(rng.choice(pool, K - len(pool)))
+        return np.array(out)
+    return batch
+
+
+@pytest.mark.parametrize(("mode", "message"), [
+    ("with replacement", "draw without replacement"),
+    ("first labels", "recognised mistake: the same labels in every batch"),
+    ("first images", "recognised mistake: the same images of a label in every batch"),
+    ("too few", "repeat some of its images"),
+])
+def test_pk_checker_names_the_wrong_sampler(mode, message):
+    res = ex.check_pk_batch(_pk(mode))
+    assert not res.passed and message in res.message, res.message
+
+
+def test_iteration_checker_reports_wrong_label_count():
+    from tcul_helpers.clustering import assign_clusters
+
+    def all_labels(z, c, cams, fr, ft, lam_fr, lam_c, beta):
+        labels = assign_clusters(z, c)
+        return labels, None, None, ft(np.arange(3), labels)
+
+    res = ex.check_tcul_iteration(all_labels)
+    assert not res.passed and "labels[index]" in res.message

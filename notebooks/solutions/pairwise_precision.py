@@ -1,4 +1,4 @@
-"""Instructor solution: pairwise precision of pseudo-labels (notebooks 04 and 07)."""
+"""Instructor solution: pairwise precision of pseudo-labels (notebook 07)."""
 
 from collections import Counter
 
