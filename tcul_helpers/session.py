@@ -185,6 +185,17 @@ class LabSession:
         self.run(variant)
         return load_history(self.run_dir(variant))
 
+    def cached_history(self, variant: str = "tcul") -> dict | None:
+        """``history.json`` of a *finished* run of ``variant`` in ``runs/``, or ``None`` when
+        there is none (nothing is computed: e.g. to gather the seeds a class already ran)."""
+        from .algorithm import HISTORY, load_history
+
+        path = self.run_dir(variant)
+        if not (path / HISTORY).is_file():
+            return None
+        history = load_history(path)
+        return history if history.get("status") == "complete" else None
+
     def trace(self, variant: str = "tcul") -> dict[str, np.ndarray]:
         """``trace.npz`` of a variant's run: ``labels_t``, ``kept_t``, ``centers_t``."""
         from .algorithm import load_trace

@@ -118,3 +118,38 @@ def plot_iteration_metrics(
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def plot_seed_bands(
+    histories_by_seed: Mapping[int, Mapping[str, Mapping]],
+    metrics: Sequence[str] = ("mAP", "precision"),
+) -> Figure:
+    """``metric`` against the iteration, one line per variant with a band across seeds
+    (seaborn ``lineplot``: the mean and its 95% bootstrap interval, the seeds' spread).
+    ``histories_by_seed`` maps a seed to ``{variant: history}``; iteration 0 is the
+    baseline where the metric has one."""
+    import pandas as pd
+    import seaborn as sns
+
+    if not histories_by_seed:
+        raise TCULError("no histories to plot: pass {seed: {variant: history}}")
+    rows = [{"seed": seed, "variant": _style(name)["label"], "iteration": x, "metric": m,
+             "value": y}
+            for seed, hists in histories_by_seed.items() for name, hist in hists.items()
+            for m in metrics for x, y in zip(*_series(hist, m, True), strict=True)]
+    data = pd.DataFrame(rows)
+    palette = {label: color for label, color in VARIANT_STYLE.values() if color}
+    fig = Figure(figsize=(5.2 * len(metrics), 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, m in zip(axes, metrics, strict=True):
+        part = data[data["metric"] == m]
+        if part.empty:
+            ax.axis("off")
+            continue
+        sns.lineplot(data=part, x="iteration", y="value", hue="variant", palette=palette,
+                     errorbar=("ci", 95), marker="o", ax=ax)
+        ax.set(title=f"{METRIC_LABELS.get(m, m)}, {len(histories_by_seed)} seed(s)",
+               xlabel="iteration (0 = baseline)", ylabel=METRIC_LABELS.get(m, m))
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
