@@ -269,6 +269,14 @@ def test_runs_are_shared_by_demo_cli_and_notebooks(demo, tmp_path, monkeypatch):
     (home / "runs").mkdir(parents=True)
     lab = LabSession("smoke", progress=False, home=home)
     assert lab.run_dir("sul") == home / "runs" / "smoke" / "seed0" / "sul"
+    # cached_history reads a finished run and computes nothing when there is none
+    assert lab.cached_history("tcul") is None
+    assert not (home / "runs" / "smoke" / "seed0" / "tcul").exists()
+    (tmp_path / "home2").mkdir()
+    (tmp_path / "home2" / "runs").symlink_to(runs, target_is_directory=True)
+    seen = LabSession("smoke", progress=False, home=tmp_path / "home2")
+    assert seen.cached_history("tcul")["status"] == "complete"
+    assert len(seen.cached_history("sul")["iterations"]) == cfg.n_iter
     # relative roots (the command line, started in the repository) == absolute roots
     monkeypatch.chdir(root)
     rel = cfg.replace(source_root="src", target_root="tgt")

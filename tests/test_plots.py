@@ -16,6 +16,7 @@ from tcul_helpers.errors import TCULError  # noqa: E402
 from tcul_helpers.plots.iterations import (  # noqa: E402
     plot_iteration_metrics,
     plot_reliable_counts,
+    plot_seed_bands,
 )
 from tcul_helpers.plots.selection import (  # noqa: E402
     ANCHOR_COLOR,
@@ -133,6 +134,26 @@ def test_iteration_metrics_baseline_at_zero():
     assert list(nmi_sul.get_xdata()) == [2]
     fig = plot_iteration_metrics(HIST, metrics=("mAP",))
     assert len(fig.axes) == 1
+
+
+def test_seed_bands_mean_line_and_band_across_seeds():
+    def hist(base, gain):
+        return {"baseline": {"mAP": base},
+                "iterations": [{"iteration": 1, "mAP": base + gain, "precision": 0.5},
+                               {"iteration": 2, "mAP": base + 2 * gain, "precision": 0.6}]}
+
+    by_seed = {0: {"tcul": hist(10, 5), "sul": hist(10, 2)},
+               1: {"tcul": hist(20, 5), "sul": hist(20, 2)}}
+    fig = plot_seed_bands(by_seed, metrics=("mAP", "precision"))
+    ax = fig.axes[0]
+    tcul = next(line for line in ax.get_lines() if line.get_label() == "TCUL"
+                or list(line.get_ydata()) == [15.0, 20.0, 25.0])
+    assert list(tcul.get_xdata()) == [0, 1, 2]
+    assert list(tcul.get_ydata()) == [15.0, 20.0, 25.0]  # the mean of the two seeds
+    assert ax.collections, "no band across seeds"
+    assert "2 seed(s)" in ax.get_title()
+    with pytest.raises(TCULError):
+        plot_seed_bands({})
 
 
 def test_plot_sweep_lines_and_true_value():
