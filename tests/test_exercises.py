@@ -274,3 +274,30 @@ def test_iteration_checker_reports_wrong_label_count():
 
     res = ex.check_tcul_iteration(all_labels)
     assert not res.passed and "labels[index]" in res.message
+
+
+def test_student_copy_without_solutions(tmp_path):
+    """An instructor deletes notebooks/solutions/ for the student copy: the exercise tests
+    then skip the solutions with a reason and everything else passes, and no notebook
+    imports from the solutions."""
+    import json
+    import shutil
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "student-kit"
+    (copy / "tests").mkdir(parents=True)
+    (copy / "notebooks").mkdir()
+    shutil.copy(repo / "tests" / "test_exercises.py", copy / "tests")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           "-k", "not student_copy",  # this test would run itself again
+                           str(copy / "tests" / "test_exercises.py")],
+                          capture_output=True, text=True, cwd=copy, timeout=300)
+    tail = proc.stdout.strip().splitlines()[-1]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "skipped" in tail and "failed" not in tail, tail
+    assert "notebooks/solutions/ is not here (a student copy)" in proc.stdout
+    for nb in sorted((repo / "notebooks").glob("*.ipynb")):
+        code = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
+                       if c["cell_type"] == "code")
+        assert "solutions" not in code, f"{nb.name} needs notebooks/solutions/"
