@@ -10,6 +10,9 @@ Each notebook runs in a fresh kernel, in numerical order, twice over:
 * **cold**: in a new empty home, where the first notebooks compute the worlds, the source
   model and the runs that the later ones reuse (``--no-cold`` skips this pass).
 
+``--alone`` adds a third pass, **alone**: each notebook in its *own* new empty home, as a
+student who opens only that notebook on a fresh laptop (it computes everything it needs).
+
 ``--write`` puts both times into each notebook's header line ("Measured run time
 (classroom, 2 CPU cores): ...") and changes nothing else in the file. Prints one line per
 notebook, the totals and the ratio of the slowest notebook to a 90-minute lab.
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--profile", default="classroom", choices=PROFILES)
     parser.add_argument("--only", default=None, help="comma-separated numbers, e.g. 03,04")
     parser.add_argument("--no-cold", action="store_true", help="skip the empty-home pass")
+    parser.add_argument("--alone", action="store_true",
+                        help="also run each notebook alone in its own empty home")
     parser.add_argument("--write", action="store_true",
                         help="write the measured times into the notebooks' header lines")
     parser.add_argument("--timeout", type=int, default=3600, help="per cell, seconds")
@@ -83,6 +88,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if not args.no_cold:
         cold_home = tempfile.mkdtemp(prefix="tcul-home-")
         result["cold"] = run_all(paths, args.profile, cold_home, args.timeout, "cold")
+    if args.alone:
+        result["alone"] = {}
+        for path in paths:
+            result["alone"].update(run_all([path], args.profile,
+                                           tempfile.mkdtemp(prefix="tcul-home-"), args.timeout,
+                                           "alone"))
     slowest = max(t for times in result.values() for t in times.values())
     print(f"slowest notebook / 90-minute lab: {slowest / LAB_SECONDS:.3f}")
     if args.write:

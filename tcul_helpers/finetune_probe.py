@@ -33,7 +33,7 @@ from .errors import TCULError
 from .features import extract_features
 from .image_dataset import ImageDataset
 from .losses import TripletMining, batch_hard_triplet_loss
-from .models import ReidNet
+from .models import ReidNet, model_to_device
 from .progress import tqdm
 from .records import ImageRecord
 from .sampler import PKSampler, apply_singleton_rule
@@ -103,7 +103,7 @@ def probe_finetune(
     keep, labels = _usable(records, np.asarray(pseudo_labels), cfg)
     device = resolve_device(cfg.device)
     seed_everything(seed)
-    net = copy.deepcopy(model).drop_classifier().to(device)
+    net = model_to_device(copy.deepcopy(model).drop_classifier(), device)
     dataset = ImageDataset([records[i] for i in keep], build_transforms(cfg, train=True),
                            labels=labels, cache=True, image_size=(cfg.height, cfg.width))
     sampler = PKSampler(labels, cfg.batch_ids, cfg.batch_instances, seed=seed)
