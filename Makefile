@@ -61,6 +61,10 @@ lint: $(STAMP) ## ruff over the package, tests, benchmarks
 bench: $(STAMP) ## Run the benchmark scripts under benchmarks/ (prints figures and ratios)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+.PHONY: gpu-check
+gpu-check: $(STAMP) ## The one device check on a GPU machine: ResNet-50 throughput, one paper-profile iteration, the CUDA tests
+	$(PY) benchmarks/bench_gpu.py
+
 .PHONY: clean
 clean: ## Remove generated worlds, runs, caches (keeps .venv; `make distclean` removes it too)
 	rm -rf data/generated runs .pytest_cache .ruff_cache build dist *.egg-info

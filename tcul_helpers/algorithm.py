@@ -57,7 +57,7 @@ from .features import extract_features
 from .folder_lock import folder_lock
 from .image_dataset import ImageCache, resolve_cache
 from .metrics import camera_pair_scores, clustering_scores, pairwise_precision, pairwise_recall
-from .models import ReidNet, load_checkpoint, save_checkpoint
+from .models import ReidNet, load_checkpoint, model_to_device, save_checkpoint
 from .records import ReidDataset
 from .selection import select_by_similarity, temporal_anchors
 from .training import NonFiniteLossError, TooFewSamplesError, finetune
@@ -344,7 +344,8 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
     n = len(train)
     run = _Run(run_dir, cfg, fresh, target.content_key())
     done = run.recover()
-    cache = resolve_cache(None, n + len(target.query) + len(target.gallery), cfg.height, cfg.width)
+    cache = resolve_cache(None, n + len(target.query) + len(target.gallery), cfg.height, cfg.width,
+                          cfg.num_workers)
     trace = run.load_trace()
     model = copy.deepcopy(source_model)
     model.drop_classifier()
@@ -361,7 +362,7 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
         done = 0
         run.data["iterations"] = []
         trace = {}
-        model = model.to(device)
+        model = model_to_device(model, device)
         t0 = time.perf_counter()
         z = prepare_features(extract_features(model, train, cfg, device, progress, cache), cfg)
         if cfg.centers == "kmeans":

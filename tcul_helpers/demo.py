@@ -29,6 +29,7 @@ from .clustering import assign_clusters
 from .config import STARTS, Config, fingerprint, get_config, start_of
 from .device import resolve_device
 from .evaluation import evaluate_model
+from .models import model_to_device
 from .report import write_report
 from .sweeps import default_dir, load_sweeps
 
@@ -113,7 +114,7 @@ def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> 
                 return {k: float(v) for k, v in data["metrics"].items()}, True
         except (OSError, ValueError, KeyError, AttributeError, TypeError):
             pass  # a pure cache: a damaged one is computed again
-    net = copy.deepcopy(model).drop_classifier().to(device)
+    net = model_to_device(copy.deepcopy(model).drop_classifier(), device)
     metrics = evaluate_model(net, target, cfg, device, progress=progress)
     metrics = {k: float(metrics[k]) for k in METRICS if k in metrics}
     write_json(path, {"key": key, "metrics": metrics})

@@ -57,7 +57,8 @@ def extract_features(
         return np.zeros((0, dim), dtype=np.float32)
     cache = None
     if image_cache is not None:
-        cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width)
+        cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width,
+                              cfg.num_workers)
     dataset = ImageDataset(records, build_transforms(cfg, train=False),
                            cache=cache if cache is not None else False, progress=progress)
     cuda = is_cuda(device)

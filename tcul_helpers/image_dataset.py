@@ -86,10 +86,13 @@ AUTO_CACHE_BYTES = 1 << 30
 
 
 def resolve_cache(
-    spec: ImageCache | bool | None, n_images: int, height: int, width: int
+    spec: ImageCache | bool | None, n_images: int, height: int, width: int, workers: int = 0
 ) -> ImageCache | None:
     """The cache to use: an :class:`ImageCache` as given, ``True`` a new one, ``False`` none,
-    ``None`` a new one when ``n_images`` decoded images fit in :data:`AUTO_CACHE_BYTES`."""
+    ``None`` (auto) a new one when ``n_images`` decoded images fit in
+    :data:`AUTO_CACHE_BYTES` and there are no loader ``workers``. With workers (the GPU
+    profiles' ``num_workers``) auto means no cache: the workers decode in parallel, where a
+    cache would be filled serially in the main process and copied into every worker."""
     if isinstance(spec, ImageCache):
         if spec.size != (height, width):
             raise TCULError(
@@ -98,7 +101,7 @@ def resolve_cache(
             )
         return spec
     if spec is None:
-        spec = n_images * height * width * 3 <= AUTO_CACHE_BYTES
+        spec = workers == 0 and n_images * height * width * 3 <= AUTO_CACHE_BYTES
     return ImageCache(height, width) if spec else None
 
 

@@ -59,6 +59,45 @@ class TooFewSamplesError(TCULError):
     """Fewer usable images or labels than one P x K batch needs."""
 
 
+#: Under float16 AMP an overflow is routine: that many non-finite losses in a row are skipped
+#: (as GradScaler skips a step with inf gradients) before training counts as diverged.
+AMP_SKIP_LIMIT = 10
+
+
+class OverflowGuard:
+    """Decides what a non-finite loss means. In float32 (``amp=False``) it is divergence:
+    :meth:`check` raises :class:`NonFiniteLossError` at once. Under float16 AMP it is first an
+    overflow: the batch is skipped (``check`` returns True) and counted; only ``limit``
+    consecutive skips raise. GradScaler's own skipped steps (inf gradients, seen as a scale
+    that fell) are counted by :meth:`after_step`. ``skipped`` is the total."""
+
+    def __init__(self, amp: bool, stage: str, limit: int = AMP_SKIP_LIMIT) -> None:
+        self.amp, self.stage, self.limit = amp, stage, int(limit)
+        self.skipped = 0
+        self.in_a_row = 0
+
+    def check(self, value: float, epoch: int, batch: int) -> bool:
+        """True when the batch must be skipped; raises when training diverged."""
+        if math.isfinite(value):
+            self.in_a_row = 0
+            return False
+        if self.amp and self.in_a_row + 1 < self.limit:
+            self.skipped += 1
+            self.in_a_row += 1
+            return True
+        why = (f" in {self.limit} float16 batches in a row" if self.amp else "")
+        raise NonFiniteLossError(
+            f"{self.stage}: the loss became {value}{why} at epoch {epoch + 1}, batch "
+            f"{batch + 1}: training diverged; lower the learning rate and keep the last good "
+            "checkpoint"
+        )
+
+    def after_step(self, scale_before: float, scale_after: float) -> None:
+        """Count a step that GradScaler skipped (it lowers the scale when it does)."""
+        if self.amp and scale_after < scale_before:
+            self.skipped += 1
+
+
 #: ``loss_fn(model_output, labels) -> (loss, {name: value})`` for one batch
 LossFn = Callable[[object, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
@@ -151,6 +190,7 @@ def _run_epochs(
     fmt = memory_format(device)
     cuda = is_cuda(device)
     history: dict[str, list] = {"epoch": [], "loss": [], "images_per_s": [], "seconds": []}
+    guard = OverflowGuard(amp, stage)
     model.train()
     bar = tqdm(total=epochs * len(sampler), desc=stage, disable=not progress, leave=False)
     try:
@@ -166,16 +206,16 @@ def _run_epochs(
                     out = model(images)
                 loss, parts = loss_fn(out, labels)
                 value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"{stage}: the loss became {value} at epoch {epoch + 1}, batch "
-                        f"{batch + 1}: training diverged; lower the learning rate and keep the "
-                        "last good checkpoint"
-                    )
                 optimizer.zero_grad(set_to_none=True)
+                if guard.check(value, epoch, batch):  # a float16 overflow: skip this batch
+                    bar.update(1)
+                    continue
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
-                scaler.update()
+                if amp:  # get_scale() waits for the GPU: only when there is a scale
+                    scale_before = scaler.get_scale()
+                    scaler.update()
+                    guard.after_step(scale_before, scaler.get_scale())
                 n_batches += 1
                 n_images += images.shape[0]
                 for key, val in {"loss": value, **parts}.items():
@@ -186,6 +226,7 @@ def _run_epochs(
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
             record = {"epoch": epoch + 1, "seconds": seconds,
+                      "amp_skipped_steps": guard.skipped,
                       "images_per_s": n_images / seconds if seconds > 0 else float("nan")}
             record.update({k: v / max(n_batches, 1) for k, v in sums.items()})
             for key, val in record.items():
@@ -228,7 +269,7 @@ def train_source(
     P, K = cfg.batch_ids, cfg.num_instances_source
     _check_enough(len(records), len(classes), P, K, "source training")
     seed_everything(seed)
-    cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width)
+    cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width, cfg.num_workers)
     dataset = ImageDataset(records, build_transforms(cfg, train=True), labels=labels,
                            cache=cache if cache is not None else False, progress=progress)
     sampler = PKSampler(labels, P, K, seed=seed)
@@ -322,7 +363,7 @@ def finetune(
         head = PseudoLabelClassifier(dim, n_ids).to(device)
         trained = _WithHead(model, head)
         params += list(head.parameters())
-    cache = resolve_cache(image_cache, len(used), cfg.height, cfg.width)
+    cache = resolve_cache(image_cache, len(used), cfg.height, cfg.width, cfg.num_workers)
     dataset = ImageDataset(used, build_transforms(cfg, train=True), labels=used_labels,
                            cache=cache if cache is not None else False, progress=progress)
     sampler = PKSampler(used_labels, P, K, seed=seed)

@@ -330,3 +330,29 @@ def test_a_setting_given_by_hand_wins_over_the_variants_own():
     assert variant_config(base, "tcul", selection="none").selection == "none"
     assert get_config("smoke", variant="tcul", selection="none").selection == "none"
     assert variant_config(base, "sul") == get_config("smoke", variant="sul")
+
+
+def test_overflow_guard_float32_raises_at_once():
+    guard = training.OverflowGuard(amp=False, stage="fine-tuning")
+    assert guard.check(1.5, 0, 0) is False
+    with pytest.raises(NonFiniteLossError, match="fine-tuning: the loss became nan at epoch 1"):
+        guard.check(float("nan"), 0, 3)
+
+
+def test_overflow_guard_float16_skips_then_stops_when_it_persists():
+    guard = training.OverflowGuard(amp=True, stage="source training", limit=3)
+    assert guard.check(float("inf"), 0, 0) is True  # an overflow: skip the batch
+    assert guard.check(0.7, 0, 1) is False  # a good batch resets the run of skips
+    assert guard.check(float("inf"), 0, 2) and guard.check(float("inf"), 0, 3)
+    with pytest.raises(NonFiniteLossError, match="in 3 float16 batches in a row"):
+        guard.check(float("inf"), 0, 4)
+    assert guard.skipped == 3
+    guard.after_step(65536.0, 32768.0)  # GradScaler lowered its scale: it skipped a step
+    guard.after_step(32768.0, 32768.0)
+    assert guard.skipped == 4
+
+
+def test_epoch_history_counts_amp_skips(records):
+    cfg = tiny_cfg()
+    _, hist = train_source(records, cfg, "cpu", progress=False)
+    assert hist["amp_skipped_steps"] == [0]  # float32 on a CPU: never

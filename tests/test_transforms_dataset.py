@@ -176,3 +176,13 @@ def test_unreadable_and_missing_images_name_the_path(tmp_path):
         load_image(str(tmp_path / "missing.jpg"))
     with pytest.raises(TCULError, match="0001_c1_f0000001.jpg"):
         ImageDataset([rec], None, cache=True, image_size=(32, 16))
+
+
+def test_auto_cache_only_without_loader_workers():
+    from tcul_helpers.image_dataset import ImageCache, resolve_cache
+
+    assert isinstance(resolve_cache(None, 100, 64, 32), ImageCache)  # CPU profiles: cache
+    assert resolve_cache(None, 100, 64, 32, workers=4) is None  # GPU: workers decode
+    given = ImageCache(64, 32)
+    assert resolve_cache(given, 100, 64, 32, workers=4) is given  # an explicit cache is used
+    assert resolve_cache(None, 10**6, 256, 128) is None  # too large for memory
