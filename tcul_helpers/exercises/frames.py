@@ -15,19 +15,33 @@ def linear_frame(name: str) -> tuple[int, int, int]:
     return pid, cam, market_frame(seq, raw)
 
 
-def _parts(name: str) -> tuple[int, int, int, int]:
-    return parse_market_name(name)
+def _raw_frame(name: str) -> tuple[int, int, int]:
+    pid, cam, _seq, raw = parse_market_name(name)
+    return pid, cam, raw
+
+
+def _sequence_from_zero(name: str) -> tuple[int, int, int]:
+    pid, cam, seq, raw = parse_market_name(name)
+    return pid, cam, seq * SEQUENCE_STRIDE + raw
+
+
+def _box_as_frame(name: str) -> tuple[int, int, int]:
+    pid, cam, _seq, _raw = parse_market_name(name)
+    return pid, cam, int(name.rsplit(".", 1)[0].rsplit("_", 1)[1])
+
+
+def _unsigned_pid(name: str) -> tuple[int, int, int]:
+    pid, cam, frame = linear_frame(name)
+    return abs(pid), cam, frame
 
 
 FRAME_MISTAKES = [
     Mistake("the sequence ignored: raw frame counters of different sequences compared",
-            lambda n: (_parts(n)[0], _parts(n)[1], _parts(n)[3])),
+            _raw_frame),
     Mistake("sequences counted from 0: s1 starts at SEQUENCE_STRIDE instead of 0",
-            lambda n: (_parts(n)[0], _parts(n)[1], _parts(n)[2] * SEQUENCE_STRIDE + _parts(n)[3])),
-    Mistake("the bounding-box number (the last field) read as the frame",
-            lambda n: (_parts(n)[0], _parts(n)[1], int(n.rsplit(".", 1)[0].rsplit("_", 1)[1]))),
-    Mistake("the pid's minus sign dropped (Market's distractors have pid -1)",
-            lambda n: (abs(_parts(n)[0]),) + linear_frame(n)[1:]),
+            _sequence_from_zero),
+    Mistake("the bounding-box number (the last field) read as the frame", _box_as_frame),
+    Mistake("the pid's minus sign dropped (Market's distractors have pid -1)", _unsigned_pid),
 ]
 
 
