@@ -106,9 +106,11 @@ def main() -> None:
                                                                  n_iter=cfg.kmeans_iters))
     camids = np.array([r.camid for r in target.train])
     frames = np.array([r.frame for r in target.train])
-    (labels, kept), stages["(b)-(c) Eq. 1-3"] = _timed(lambda: (
-        lambda lab: (lab, select(cfg, z, lab, centers, camids, frames)))(
-            assign_clusters(z, centers)))
+    def assign_and_select():
+        lab = assign_clusters(z, centers)
+        return lab, select(cfg, z, lab, centers, camids, frames)
+
+    (labels, kept), stages["(b)-(c) Eq. 1-3"] = _timed(assign_and_select)
     idx = np.flatnonzero(kept)
     _, stages["(d) fine-tuning, Eq. 4-5"] = _timed(lambda: finetune(
         net, [target.train[i] for i in idx], labels[idx], cfg, device, progress=False))

@@ -99,8 +99,8 @@ def probe_finetune(
     if steps < 1:
         raise TCULError(f"steps must be at least 1, got {steps}")
     records = list(records)
-    truth = np.asarray(true_ids)
     keep, labels = _usable(records, np.asarray(pseudo_labels), cfg)
+    truth = np.asarray(true_ids)[keep]  # aligned with labels and the dataset
     device = resolve_device(cfg.device)
     seed_everything(seed)
     net = model_to_device(copy.deepcopy(model).drop_classifier(), device)
@@ -130,7 +130,7 @@ def probe_finetune(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            wp, wn = mining_errors(mined, truth[keep][batch])
+            wp, wn = mining_errors(mined, truth[batch])
             out.loss.append(float(loss.detach()))
             out.active_fraction.append(mined.active_fraction)
             out.wrong_positive.append(wp)
