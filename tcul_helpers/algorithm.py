@@ -29,6 +29,10 @@ pseudo-identities used, seconds, and - from the ground truth, which the method n
 sees - pairwise precision of the kept pseudo-labels, NMI / ARI of the clustering, and
 target rank-1 / rank-5 / mAP) and writes a checkpoint; a stopped run resumes from its last
 completed iteration and ends with the same numbers as an unbroken one (CPU, same seed).
+
+Under torchrun (:mod:`tcul_helpers.distributed`) every rank runs this loop: extraction and
+fine-tuning are shared by the ranks, the decisions (k-means, Eq. 1-3, Eq. 6-7, the scores)
+are made on rank 0 and broadcast (``on_main``), and only rank 0 writes the run folder.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import distributed
 from .atomic_files import WriteError, check_writable, write_json, write_npz
 from .clustering import assign_clusters, kmeans_init, kmeans_recluster, update_centers
 from .config import Config, deciding_settings, fingerprint
@@ -161,11 +166,18 @@ def _clean(v: Any) -> Any:
 
 
 class _Run:
-    """The run folder: configuration, history, state and checkpoint, written atomically."""
+    """The run folder: configuration, history, state and checkpoint, written atomically.
+
+    Under torchrun only rank 0 reads and writes it; the other ranks hold the same history
+    in memory (broadcast from rank 0) and their writes are no-ops."""
 
     def __init__(self, run_dir: Path, cfg: Config, fresh: bool, data_key: str) -> None:
         self.dir = run_dir
         self.cfg = cfg
+        self.data: dict = distributed.on_main(self._open, fresh, data_key)
+
+    def _open(self, fresh: bool, data_key: str) -> dict:
+        run_dir, cfg = self.dir, self.cfg
         run_dir.mkdir(parents=True, exist_ok=True)
         hist_path = run_dir / HISTORY
         if fresh:
@@ -190,6 +202,7 @@ class _Run:
             self.data = {"status": "new", "baseline": {}, "iterations": []}
         self.data["data_key"] = data_key
         cfg.save(run_dir / CONFIG)
+        return self.data
 
     @property
     def iterations(self) -> list[dict]:
@@ -197,24 +210,29 @@ class _Run:
 
     def save_history(self, status: str) -> None:
         self.data["status"] = status
-        write_json(self.dir / HISTORY, _clean(self.data))
+        distributed.main_only(write_json, self.dir / HISTORY, _clean(self.data))
 
     def load_trace(self) -> dict[str, np.ndarray]:
         path = self.dir / TRACE
-        return _read_arrays(path) if path.exists() else {}
+        return _read_arrays(path) if distributed.is_main() and path.exists() else {}
 
     def commit(self, it: int, model: ReidNet, centers: np.ndarray, z: np.ndarray,
                trace: dict[str, np.ndarray], record: dict | None) -> None:
         """Store iteration ``it`` (0: the initialisation) as one step: see :data:`PENDING`."""
+        if record is not None:
+            self.iterations.append(record)
+        distributed.main_only(self._write, it, model, centers, z, trace)
+
+    def _write(self, it: int, model: ReidNet, centers: np.ndarray, z: np.ndarray,
+               trace: dict[str, np.ndarray]) -> None:
         stamp = {STAMP: np.int64(it)}
         save_checkpoint(self.dir / PENDING[CHECKPOINT], model, {"iteration": it},
                         input_size=(self.cfg.height, self.cfg.width))
         write_npz(self.dir / PENDING[STATE], centers=centers, features=z, **stamp)
         write_npz(self.dir / PENDING[TRACE], **trace, **stamp)
         _COMMIT_HOOK("staged", it)
-        if record is not None:
-            self.iterations.append(record)
-        self.save_history("running")  # the commit point
+        self.data["status"] = "running"
+        write_json(self.dir / HISTORY, _clean(self.data))  # the commit point
         _COMMIT_HOOK("recorded", it)
         self._promote()
 
@@ -224,13 +242,18 @@ class _Run:
                 os.replace(self.dir / pending, self.dir / final)
                 _COMMIT_HOOK(f"promoted {final}", len(self.iterations))
 
-    def recover(self) -> int:
-        """Finish or undo an interrupted commit; return the number of completed iterations.
+    def recover(self) -> tuple[int, bool]:
+        """Finish or undo an interrupted commit; return the number of completed iterations
+        and whether the checkpoint and state of the last one are on disk (rank 0 looks).
 
         Pending files of the iteration the history records are moved into place (the kill
         came after the commit point); those of a later one are deleted (it came before).
         Then the checkpoint and the state must belong to the recorded iteration, else
         TCULError (one line, the fix: ``--fresh``)."""
+        return distributed.on_main(self._recover)
+
+    def _recover(self) -> tuple[int, bool]:
+        """:meth:`recover` on rank 0."""
         done = len(self.iterations)
         for name in PENDING.values():
             path = self.dir / name
@@ -238,7 +261,7 @@ class _Run:
                 path.unlink()
         self._promote()
         if not (self.dir / CHECKPOINT).exists() or not (self.dir / STATE).exists():
-            return done
+            return done, False
         for name in (CHECKPOINT, STATE):
             have = _stamp(self.dir / name)
             if have is not None and have != done:
@@ -246,7 +269,7 @@ class _Run:
                     f"{self.dir / name} holds iteration {have} but {HISTORY} records {done} "
                     "complete: the run folder was changed by hand; start over (--fresh)"
                 )
-        return done
+        return done, True
 
 
 def _commit_hook_default(step: str, iteration: int) -> None:
@@ -318,19 +341,17 @@ def adapt(
     truth = np.array([r.pid for r in train], dtype=np.int64)
     say = log or (lambda _msg: None)
 
-    if not fresh and run_dir.is_dir():
-        try:
-            check_writable(run_dir, "run folder")
-        except WriteError:
-            # a read-only folder (a shared class folder, a read-only mount) can still be
-            # *read*: a finished run of these settings needs no write at all
-            finished = _finished_run(run_dir, cfg, target, device)
-            if finished is None:
-                raise
-            say(f"{run_dir} is read-only and holds the finished run: nothing to do")
-            return finished
+    # one decision for every rank: rank 1 may look before or after rank 0 made the folder
+    if not fresh and distributed.on_main(_read_only, run_dir):
+        # a read-only folder (a shared class folder, a read-only mount) can still be
+        # *read*: a finished run of these settings needs no write at all
+        finished = _finished_run(run_dir, cfg, target, device)
+        if finished is None:
+            check_writable(run_dir, "run folder")  # raises the one line that says why
+        say(f"{run_dir} is read-only and holds the finished run: nothing to do")
+        return finished
 
-    with folder_lock(run_dir, "run folder"):
+    with distributed.main_context(lambda: folder_lock(run_dir, "run folder")):
         return _adapt(source_model, target, cfg, run_dir, device, train, frames, camids, truth,
                       say, progress=progress, fresh=fresh, evaluate_each=evaluate_each,
                       stop_after=stop_after)
@@ -343,7 +364,7 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
     """The body of :func:`adapt`, run while it holds the run folder's lock."""
     n = len(train)
     run = _Run(run_dir, cfg, fresh, target.content_key())
-    done = run.recover()
+    done, stored = run.recover()
     cache = resolve_cache(None, n + len(target.query) + len(target.gallery), cfg.height, cfg.width,
                           cfg.num_workers)
     trace = run.load_trace()
@@ -353,7 +374,7 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
     def evaluate(m: ReidNet) -> dict:
         return evaluate_model(m, target, cfg, device, progress=progress, image_cache=cache)
 
-    if done and (run_dir / CHECKPOINT).exists() and (run_dir / STATE).exists():
+    if done and stored:
         model, _meta = load_checkpoint(run_dir / CHECKPOINT, arch=cfg.arch, device=device)
         st = _read_arrays(run_dir / STATE)
         centers, z = st["centers"], st["features"]
@@ -368,8 +389,9 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
         if cfg.centers == "kmeans":
             centers = np.zeros((cfg.n_clusters, z.shape[1]), dtype=np.float32)  # set per iteration
         else:
-            centers = kmeans_init(z, cfg.n_clusters, cfg.seed, n_iter=cfg.kmeans_iters,
-                                  progress=progress).astype(np.float32)
+            centers = distributed.on_main(kmeans_init, z, cfg.n_clusters, cfg.seed,
+                                          n_iter=cfg.kmeans_iters,
+                                          progress=progress).astype(np.float32)
         base = evaluate(model)
         run.data["baseline"] = {**base, "seconds": time.perf_counter() - t0}
         trace["centers_0"] = centers
@@ -389,12 +411,13 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
         t0 = time.perf_counter()
         # (b) assignment, Eq. 1-2 (PUL-style: k-means again, centres are real images)
         if cfg.centers == "kmeans":
-            res = kmeans_recluster(z, cfg.n_clusters, cfg.seed + it, n_iter=cfg.kmeans_iters)
+            res = distributed.on_main(kmeans_recluster, z, cfg.n_clusters, cfg.seed + it,
+                                      n_iter=cfg.kmeans_iters)
             centers, labels = res.centers.astype(np.float32), res.labels
         else:
-            labels = assign_clusters(z, centers)
+            labels = distributed.on_main(assign_clusters, z, centers)
         # (c) reliable samples, Eq. 3 (or similarity / none)
-        kept = select(cfg, z, labels, centers, camids, frames)
+        kept = distributed.on_main(select, cfg, z, labels, centers, camids, frames)
         idx = np.flatnonzero(kept)
         # (d) fine-tuning, Eq. 4-5
         if source_state is not None:
@@ -420,7 +443,8 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
             run.save_history("diverged")
             raise NonFiniteFeaturesError(f"iteration {it}: {exc}") from None
         if cfg.centers == "update":
-            centers = update_centers(centers, z_next, labels, cfg.lambda_c, cfg.beta)
+            centers = distributed.on_main(update_centers, centers, z_next, labels,
+                                          cfg.lambda_c, cfg.beta)
         train_seconds = time.perf_counter() - t0
         scores = evaluate(model) if (evaluate_each or it == cfg.n_iter) else {}
         record = {
@@ -433,7 +457,7 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
             "skipped": skipped,
             "loss": stats.get("loss"),
             "finetune_loss": cfg.finetune_loss,  # what "loss" is: triplet (Eq. 4-5) or softmax
-            **_ground_truth_scores(labels, kept, truth),
+            **distributed.on_main(_ground_truth_scores, labels, kept, truth),
             **scores,
         }
         z = z_next
@@ -449,6 +473,17 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
     run.save_history("complete")
     return AdaptResult(model, np.asarray(centers), run.iterations, run_dir, "complete",
                        run.data["baseline"])
+
+
+def _read_only(run_dir: Path) -> bool:
+    """True when the run folder exists and cannot be written to."""
+    if not run_dir.is_dir():
+        return False
+    try:
+        check_writable(run_dir, "run folder")
+    except WriteError:
+        return True
+    return False
 
 
 def _finished_run(run_dir: Path, cfg: Config, target: ReidDataset,

@@ -4,6 +4,10 @@ Every command takes a profile (``--profile``, default ``$TCUL_PROFILE`` or ``cla
 and ``--set key=value`` overrides; results go to stdout, progress bars to stderr. Bad input
 (:class:`~tcul_helpers.errors.TCULError` or a bad option) prints one line ``error: ...`` to
 stderr and exits with code 2; Ctrl-C exits with 130 and the run can be resumed.
+
+Under ``torchrun --nproc_per_node N`` the commands in :data:`DISTRIBUTED_COMMANDS` run on N
+ranks (:mod:`tcul_helpers.distributed`): rank 0 prints, shows progress and writes; the
+other ranks compute their share silently.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,9 @@ from .data import DATASETS, load_dataset
 from .errors import TCULError
 
 PROG = "python -m tcul_helpers"
+
+#: the commands that run on several ranks under torchrun (the others run in one process)
+DISTRIBUTED_COMMANDS = ("source", "adapt", "demo", "evaluate")
 
 DESCRIPTION = """\
 TCUL: Temporal Continuity based Unsupervised Learning for person re-identification.
@@ -248,7 +257,9 @@ def build_config(args: argparse.Namespace, variant: str | None = None,
 
 
 def _progress(args: argparse.Namespace) -> bool:
-    return not args.quiet
+    from .distributed import is_main
+
+    return not args.quiet and is_main()
 
 
 def _fmt(value: Any, spec: str = ".1f") -> str:
@@ -306,7 +317,15 @@ def _run_adaptation(cfg: Config, model: Any, target: Any, run_dir: Path,
 def _check_output(cfg: Config, args: argparse.Namespace) -> None:
     """Refuse, before minutes of training, an output folder (``--out``, else ``--runs``)
     the results could not be written to: a file, read-only, or too little free space for
-    two checkpoints (the committed one and the next iteration's)."""
+    two checkpoints (the committed one and the next iteration's). Under torchrun rank 0
+    looks, and every rank stops with its one line."""
+    from .distributed import on_main
+
+    on_main(_check_output_here, cfg, args)
+
+
+def _check_output_here(cfg: Config, args: argparse.Namespace) -> None:
+    """:func:`_check_output` in this process."""
     from .algorithm import HISTORY
     from .atomic_files import check_writable
     from .models import checkpoint_bytes
@@ -595,8 +614,30 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- entry point
 def _fail(message: str) -> int:
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    from .distributed import is_main
+
+    if is_main():  # under torchrun every rank fails with the same line: rank 0 prints it
+        print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
+
+
+def _join_ranks(args: argparse.Namespace) -> None:
+    """Under torchrun: join the process group (:func:`tcul_helpers.distributed.init_from_env`)
+    for a command that runs on several ranks, refuse the others; silence ranks above 0."""
+    from . import distributed
+
+    if not distributed.launched():
+        return
+    command = getattr(args, "command", None)
+    if command not in DISTRIBUTED_COMMANDS:
+        raise TCULError(f"{command} runs in one process: start it without torchrun "
+                        f"({PROG} {command} ...); under torchrun: "
+                        f"{', '.join(DISTRIBUTED_COMMANDS)}")
+    device = args.device or parse_set(args.sets).get("device", "auto")
+    distributed.init_from_env(device)
+    if not distributed.is_main():
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+        warnings.simplefilter("ignore")  # rank 0 shows the same warnings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -613,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"choose a command ({', '.join(_commands(parser))}); "
                      f"see `{PROG} --help`")
     try:
+        _join_ranks(args)
         return handler(args)
     except TCULError as exc:
         return _fail(str(exc))
@@ -620,6 +662,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: run the same command again to resume where it stopped "
               "(--fresh starts over)", file=sys.stderr)
         return 130
+    finally:
+        from .distributed import shutdown
+
+        shutdown()
 
 
 def _commands(parser: argparse.ArgumentParser) -> list[str]:

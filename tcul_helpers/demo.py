@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import pipeline
+from . import distributed, pipeline
 from .algorithm import STATE, camera_pair_history, load_history, run_complete
 from .atomic_files import write_json
 from .clustering import assign_clusters
@@ -73,9 +73,11 @@ def default_out(cfg: Config, runs: str | Path = "runs") -> Path:
     return Path(runs) / f"{name}{pipeline.start_suffix(cfg)}"
 
 
-def _clear(out: Path) -> None:
+def _clear(out: Path, source_dir: Path) -> None:
+    """``fresh``: forget the demo's own outputs and the source model."""
     for name in ("baseline.json", "results.json", "report.md", *FIGURE_FILES.values()):
         (out / name).unlink(missing_ok=True)
+    (source_dir / "model.pt").unlink(missing_ok=True)
 
 
 def _run_complete(run_dir: Path, run_cfg: Config, target) -> bool:
@@ -103,21 +105,29 @@ def _describe_world(name: str, summary: dict) -> str:
             + (f"; time span {span:,} frames" if span else ""))
 
 
-def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> tuple[dict, bool]:
-    path = out / "baseline.json"
-    key = {"fingerprint": fingerprint(cfg), "target_root": str(cfg.target_root),
-           "data": target.content_key()}
+def _cached_baseline(path: Path, key: dict) -> dict | None:
+    """The baseline metrics cached in ``path`` under ``key``, else None."""
     if path.exists():
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("key") == key:
-                return {k: float(v) for k, v in data["metrics"].items()}, True
+                return {k: float(v) for k, v in data["metrics"].items()}
         except (OSError, ValueError, KeyError, AttributeError, TypeError):
             pass  # a pure cache: a damaged one is computed again
+    return None
+
+
+def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> tuple[dict, bool]:
+    path = out / "baseline.json"
+    key = {"fingerprint": fingerprint(cfg), "target_root": str(cfg.target_root),
+           "data": target.content_key()}
+    cached = distributed.on_main(_cached_baseline, path, key)
+    if cached is not None:
+        return cached, True
     net = model_to_device(copy.deepcopy(model).drop_classifier(), device)
     metrics = evaluate_model(net, target, cfg, device, progress=progress)
     metrics = {k: float(metrics[k]) for k in METRICS if k in metrics}
-    write_json(path, {"key": key, "metrics": metrics})
+    distributed.main_only(write_json, path, {"key": key, "metrics": metrics})
     return metrics, False
 
 
@@ -257,7 +267,8 @@ def run_demo(
     TCUL, SUL, PUL-style, figures, report. Sweep figures are drawn from whatever
     :func:`tcul_helpers.sweeps.load_sweeps` finds in ``sweeps_dir`` (default:
     :func:`tcul_helpers.sweeps.default_dir` beside ``out_dir``) for ``cfg``'s settings.
-    The last log line is ``Report: <path>``.
+    The last log line is ``Report: <path>``. Under torchrun the ranks share the training
+    and extraction; rank 0 alone reads and writes the caches, draws and reports.
     """
     say: Callable[[str], object] = log or (lambda _m: None)
     t_start = time.perf_counter()
@@ -265,8 +276,7 @@ def run_demo(
     # f_theta0 and the runs live in runs/<profile>/seed<S>, shared with the CLI and notebooks
     source_dir = pipeline.source_dir(cfg, out.parent)
     if fresh:
-        _clear(out)
-        (source_dir / "model.pt").unlink(missing_ok=True)
+        distributed.main_only(_clear, out, source_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device if device is not None else cfg.device)
     stages = _Stages(say)
@@ -310,56 +320,60 @@ def run_demo(
     for variant in METHODS:
         run_cfg = pipeline.variant_config(cfg, variant)
         run_dir = run_dirs[variant] = pipeline.variant_dir(run_cfg, variant, out.parent)
-        done = (not fresh) and _run_complete(run_dir, run_cfg, target)
+        done = (not fresh) and distributed.on_main(_run_complete, run_dir, run_cfg, target)
         stages.run(variant, lambda c=run_cfg, d=run_dir: pipeline.run_adaptation(
             c, model, target, d, device=dev, progress=progress, log=say, fresh=fresh,
             restart_on_other_data=True), done)
-        hist = load_history(run_dir)
+        hist = distributed.on_main(load_history, run_dir)
         histories[variant] = hist
         last = hist["iterations"][-1] if hist["iterations"] else hist["baseline"]
         methods[variant] = {k: last.get(k) for k in METRICS}
         say(f"{variant}: rank-1 {_fmt(methods[variant]['rank1'])}  "
             f"mAP {_fmt(methods[variant]['mAP'])}")
 
-    if sweeps_dir is None:
-        sweeps_dir = default_dir(cfg, out.parent)
-    sweeps = load_sweeps(sweeps_dir, cfg)
-    results: dict[str, Any] = {
-        "profile": cfg.profile,
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "command": command or _invocation(),
-        "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "device": str(dev),
-        "methods": methods,
-        "histories": histories,
-        "camera_pairs": {v: camera_pair_history(d, target) for v, d in run_dirs.items()},
-        "worlds": {"source": _world_summary(source), "target": _world_summary(target)},
-        "data_keys": {"source": source.content_key(), "target": target.content_key()},
-        "start": start_of(cfg),
-        "realism": stages.run("realism", lambda: _realism(cfg, source, target, out)),
-        "sweeps": {
-            "dir": str(sweeps_dir),
-            "status": {name: len(pts) for name, pts in sweeps.items()} or "not computed",
-            "points": sweeps,
-        },
-    }
-    results["starts"] = _starts(cfg, out, results)
-    figures = stages.run("figures", lambda: _figures(cfg, target, out, run_dirs["tcul"],
-                                                     histories, sweeps, results))
-    results["figures"] = {k: os.path.relpath(v, out) for k, v in figures.items()}
-    results["stages"] = stages.data
-    results["stage_seconds"] = {k: v["seconds"] for k, v in stages.data.items()}
-    results["total_seconds"] = time.perf_counter() - t_start
-    report = stages.run("report", lambda: write_report(results, out, figures))
-    results["stages"] = stages.data
-    results["stage_seconds"] = {k: v["seconds"] for k, v in stages.data.items()}
-    results["total_seconds"] = time.perf_counter() - t_start
-    results["report"] = str(report)
-    _write_json(out / "results.json", results)
-    say(f"total {results['total_seconds']:.1f} s")
-    say(f"Report: {report}")
-    return results
+    def finish() -> dict[str, Any]:  # realism, figures and the report: rank 0 alone
+        nonlocal sweeps_dir
+        if sweeps_dir is None:
+            sweeps_dir = default_dir(cfg, out.parent)
+        sweeps = load_sweeps(sweeps_dir, cfg)
+        results: dict[str, Any] = {
+            "profile": cfg.profile,
+            "seed": cfg.seed,
+            "config": cfg.to_dict(),
+            "command": command or _invocation(),
+            "date": _dt.datetime.now().isoformat(timespec="seconds"),
+            "device": str(dev),
+            "methods": methods,
+            "histories": histories,
+            "camera_pairs": {v: camera_pair_history(d, target) for v, d in run_dirs.items()},
+            "worlds": {"source": _world_summary(source), "target": _world_summary(target)},
+            "data_keys": {"source": source.content_key(), "target": target.content_key()},
+            "start": start_of(cfg),
+            "realism": stages.run("realism", lambda: _realism(cfg, source, target, out)),
+            "sweeps": {
+                "dir": str(sweeps_dir),
+                "status": {name: len(pts) for name, pts in sweeps.items()} or "not computed",
+                "points": sweeps,
+            },
+        }
+        results["starts"] = _starts(cfg, out, results)
+        figures = stages.run("figures", lambda: _figures(cfg, target, out, run_dirs["tcul"],
+                                                         histories, sweeps, results))
+        results["figures"] = {k: os.path.relpath(v, out) for k, v in figures.items()}
+        results["stages"] = stages.data
+        results["stage_seconds"] = {k: v["seconds"] for k, v in stages.data.items()}
+        results["total_seconds"] = time.perf_counter() - t_start
+        report = stages.run("report", lambda: write_report(results, out, figures))
+        results["stages"] = stages.data
+        results["stage_seconds"] = {k: v["seconds"] for k, v in stages.data.items()}
+        results["total_seconds"] = time.perf_counter() - t_start
+        results["report"] = str(report)
+        _write_json(out / "results.json", results)
+        say(f"total {results['total_seconds']:.1f} s")
+        say(f"Report: {report}")
+        return results
+
+    return distributed.on_main(finish)
 
 
 def _invocation() -> str:

@@ -671,8 +671,10 @@ def evaluate_model(
 
     Features are the model's embeddings, L2-normalised (so the Euclidean ranking is the
     cosine ranking), extracted with :func:`tcul_helpers.features.extract_features`; the
-    protocol is :func:`evaluate`'s (single query, same pid + same camera removed).
+    protocol is :func:`evaluate`'s (single query, same pid + same camera removed). Under
+    torchrun the extraction is shared by the ranks and the ranking runs once, on rank 0.
     """
+    from .distributed import on_main
     from .features import extract_features  # torch is needed here only
 
     def feats(records: list) -> np.ndarray:
@@ -685,8 +687,8 @@ def evaluate_model(
     if not dataset.query or not dataset.gallery:
         raise TCULError(f"dataset {dataset.name} has no query or gallery images to evaluate on")
     q, g = feats(dataset.query), feats(dataset.gallery)
-    cmc, mAP = evaluate_features(
-        q, g,
+    cmc, mAP = on_main(
+        evaluate_features, q, g,
         [r.pid for r in dataset.query], [r.pid for r in dataset.gallery],
         [r.camid for r in dataset.query], [r.camid for r in dataset.gallery],
         progress=False,

@@ -2,8 +2,11 @@
 
 Step (a) of Algorithm 1 and the retrieval features of the evaluation. The rows follow the
 order of ``records``; the features are the raw embeddings (the first FC of the head),
-*not* L2-normalised: normalisation, where the method needs it, happens in the clustering
-and selection code, once.
+*not* L2-normalised: the method normalises them once, in
+:func:`tcul_helpers.algorithm.prepare_features` (the evaluation in
+:func:`tcul_helpers.evaluation.evaluate_model`). Under torchrun each rank extracts its
+contiguous share of ``records`` and every rank receives all rows
+(:mod:`tcul_helpers.distributed`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import distributed
 from .config import Config
 from .device import autocast, is_cuda, memory_format, resolve_device, use_amp
 from .errors import TCULError
@@ -55,6 +59,9 @@ def extract_features(
         if dim is None:
             raise TCULError("no records to extract features from: pass a non-empty list")
         return np.zeros((0, dim), dtype=np.float32)
+    n = len(records)
+    start, stop = distributed.shard_bounds(n)  # (0, n) in a single process
+    records = records[start:stop]
     cache = None
     if image_cache is not None:
         cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width,
@@ -72,7 +79,7 @@ def extract_features(
     )
     amp = use_amp(device, cfg.amp)
     fmt = memory_format(device)
-    out: np.ndarray | None = None
+    out = np.empty((len(records), _embedding_dim(model) or 0), dtype=np.float32)
     was_training = model.training
     model.eval()
     try:
@@ -85,10 +92,9 @@ def extract_features(
                 if isinstance(emb, tuple):
                     emb = emb[0]
                 emb = emb.float().cpu().numpy()
-                if out is None:
+                if out.shape[1] != emb.shape[1]:
                     out = np.empty((len(records), emb.shape[1]), dtype=np.float32)
                 out[index.numpy()] = emb
     finally:
         model.train(was_training)
-    assert out is not None
-    return out
+    return distributed.gather_rows(out, n)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .algorithm import AdaptResult, adapt, run_data_matches, run_settings_match
 from .atomic_files import write_json
 from .config import (
@@ -63,8 +64,10 @@ def ensure_world(cfg: Config, preset: str, *, progress: bool = True,
     if replace is None:
         replace = root is None
     root = Path(root) if root is not None else world_root(cfg, preset)
-    make_world(root, preset, cfg.seed, scale=cfg.world_scale, progress=progress,
-               replace=replace, **(world_overrides or {}))
+    # under torchrun rank 0 generates the world, then the other ranks find it made
+    distributed.main_first(make_world, root, preset, cfg.seed, scale=cfg.world_scale,
+                           progress=progress and distributed.is_main(), replace=replace,
+                           **(world_overrides or {}))
     return load_dataset("synthetic", root)
 
 
@@ -127,39 +130,59 @@ def ensure_source_model(
 ) -> ReidNet:
     """f_theta0: load ``out_dir/model.pt`` if it was trained with the same source settings
     on the same source data, else train it on ``source.train`` (:func:`train_source`) and
-    save it there."""
+    save it there. Under torchrun rank 0 decides and writes, and the ranks train together."""
     out = Path(out_dir)
-    ckpt, meta_path = out / "model.pt", out / "source.json"
+    ckpt = out / "model.pt"
     device = resolve_device(device if device is not None else cfg.device)
     want = {**source_settings(cfg), "data": source.content_key()}
     # one trainer per folder: a second process waits, then reuses what the first trained
-    with folder_lock(out, "source-model folder", wait=SOURCE_LOCK_WAIT, log=log):
-        if ckpt.exists() and meta_path.exists():
-            try:
-                have = json.loads(meta_path.read_text()).get("settings")
-            except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
-                have = None
-            if have == want:
-                model, meta = load_checkpoint(ckpt, arch=cfg.arch, device=device)
-                # the checkpoint's own record must agree too: source.json is written after
-                # model.pt, so a kill between them leaves a new model.pt beside an old
-                # source.json (or a model.pt copied in by hand)
-                if meta.get("settings") == want:
-                    if log:
-                        log(f"reusing the source model {ckpt}")
-                    return model
-                if log:
-                    log(f"{ckpt} was trained with other settings than {meta_path} says: "
-                        "training it again")
+    with distributed.main_context(lambda: folder_lock(out, "source-model folder",
+                                                      wait=SOURCE_LOCK_WAIT, log=log)):
+        model = distributed.main_only(_stored_source_model, out, want, cfg, device, log)
+        if distributed.on_main(lambda: model is not None):
+            return model if model is not None else load_checkpoint(ckpt, arch=cfg.arch,
+                                                                   device=device)[0]
         t0 = time.perf_counter()
         model, hist = train_source(source.train, cfg, device, progress=progress)
-        save_checkpoint(ckpt, model, {"stage": "source", "settings": want},
-                        input_size=(cfg.height, cfg.width))
-        write_json(meta_path, {"settings": want, "seconds": time.perf_counter() - t0,
-                               "history": {k: v for k, v in hist.items() if k != "pids"}})
+        distributed.main_only(_save_source_model, out, model, want, hist, cfg,
+                              time.perf_counter() - t0)
         if log:
             log(f"trained the source model in {time.perf_counter() - t0:.0f} s -> {ckpt}")
         return model
+
+
+def _stored_source_model(out: Path, want: dict, cfg: Config, device: Any,
+                         log: Callable[[str], object] | None) -> ReidNet | None:
+    """The f_theta0 in ``out`` when it was trained with the settings and data ``want``."""
+    ckpt, meta_path = out / "model.pt", out / "source.json"
+    if not (ckpt.exists() and meta_path.exists()):
+        return None
+    try:
+        have = json.loads(meta_path.read_text()).get("settings")
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
+        have = None
+    if have != want:
+        return None
+    model, meta = load_checkpoint(ckpt, arch=cfg.arch, device=device)
+    # the checkpoint's own record must agree too: source.json is written after model.pt,
+    # so a kill between them leaves a new model.pt beside an old source.json (or a model.pt
+    # copied in by hand)
+    if meta.get("settings") == want:
+        if log:
+            log(f"reusing the source model {ckpt}")
+        return model
+    if log:
+        log(f"{ckpt} was trained with other settings than {meta_path} says: training it again")
+    return None
+
+
+def _save_source_model(out: Path, model: ReidNet, want: dict, hist: dict, cfg: Config,
+                       seconds: float) -> None:
+    """``out/model.pt`` and then ``out/source.json`` (the record that makes it reusable)."""
+    save_checkpoint(out / "model.pt", model, {"stage": "source", "settings": want},
+                    input_size=(cfg.height, cfg.width))
+    write_json(out / "source.json", {"settings": want, "seconds": seconds,
+                                     "history": {k: v for k, v in hist.items() if k != "pids"}})
 
 
 def variant_config(cfg: Config, variant: str, **overrides: Any) -> Config:
@@ -168,6 +191,15 @@ def variant_config(cfg: Config, variant: str, **overrides: Any) -> Config:
     loop without selection). The one place a variant is applied to a configuration
     (``get_config(variant=...)`` applies it in the same order)."""
     return cfg.replace(**{**variant_settings(variant, cfg.profile), **overrides})
+
+
+def _restart_reason(run_dir: str | Path, run_cfg: Config, target: ReidDataset) -> str:
+    """Why the run in ``run_dir`` cannot be continued (other data / settings), or ``""``."""
+    if not run_data_matches(run_dir, target):
+        return "on other data"
+    if not run_settings_match(run_dir, run_cfg):
+        return "with other settings"
+    return ""
 
 
 def run_adaptation(
@@ -188,12 +220,7 @@ def run_adaptation(
     does not."""
     if restart_on_other_data:
         log = kwargs.get("log")
-        if not run_data_matches(run_dir, target):
-            reason = "on other data"
-        elif not run_settings_match(run_dir, run_cfg):
-            reason = "with other settings"
-        else:
-            reason = ""
+        reason = distributed.on_main(_restart_reason, run_dir, run_cfg, target)
         if reason:
             if log:
                 log(f"{run_dir} was computed {reason}: starting it over")

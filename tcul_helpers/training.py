@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import distributed
 from .config import Config
 from .device import (
     autocast,
@@ -163,10 +164,10 @@ def _make_loader(dataset: ImageDataset, sampler: PKSampler, cfg: Config, device:
     workers = max(0, int(cfg.num_workers))
     return DataLoader(
         dataset,
-        batch_sampler=sampler,
+        batch_sampler=distributed.batches(sampler),  # under torchrun: this rank's share
         num_workers=workers,
         pin_memory=is_cuda(device),
-        generator=make_generator(seed),
+        generator=make_generator(seed + distributed.rank()),
         persistent_workers=workers > 0,
     )
 
@@ -184,13 +185,19 @@ def _run_epochs(
     progress: bool,
     log: Callable[[dict], object] | None,
 ) -> dict[str, list]:
-    """Shared loop: ``epochs`` passes over the PK batches; returns per-epoch lists."""
+    """Shared loop: ``epochs`` passes over the PK batches; returns per-epoch lists.
+
+    Under torchrun (:mod:`tcul_helpers.distributed`) the model runs in DDP, the loader
+    gives this rank its share of each batch, and the loss is that of the whole gathered
+    batch, back-propagated N times over (DDP averages the N gradients)."""
     amp = use_amp(device, cfg.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     fmt = memory_format(device)
     cuda = is_cuda(device)
     history: dict[str, list] = {"epoch": [], "loss": [], "images_per_s": [], "seconds": []}
     guard = OverflowGuard(amp, stage)
+    net = distributed.wrap(model, device)
+    scale = distributed.loss_scale()
     model.train()
     bar = tqdm(total=epochs * len(sampler), desc=stage, disable=not progress, leave=False)
     try:
@@ -203,21 +210,22 @@ def _run_epochs(
                 images = images.to(device, non_blocking=cuda, memory_format=fmt)
                 labels = labels.to(device, non_blocking=cuda)
                 with autocast(device, amp):
-                    out = model(images)
+                    out = net(images)
+                out, labels = distributed.gather_batch((out, labels))  # the whole P x K
                 loss, parts = loss_fn(out, labels)
-                value = float(loss.detach())
+                value = distributed.agree(float(loss.detach()))  # every rank skips, or none
                 optimizer.zero_grad(set_to_none=True)
                 if guard.check(value, epoch, batch):  # a float16 overflow: skip this batch
                     bar.update(1)
                     continue
-                scaler.scale(loss).backward()
+                scaler.scale(loss * scale).backward()
                 scaler.step(optimizer)
                 if amp:  # get_scale() waits for the GPU: only when there is a scale
                     scale_before = scaler.get_scale()
                     scaler.update()
                     guard.after_step(scale_before, scaler.get_scale())
                 n_batches += 1
-                n_images += images.shape[0]
+                n_images += labels.shape[0]  # the whole batch, on every rank
                 for key, val in {"loss": value, **parts}.items():
                     sums[key] = sums.get(key, 0.0) + val
                 bar.update(1)
@@ -235,6 +243,7 @@ def _run_epochs(
                 log({"stage": stage, **record})
     finally:
         bar.close()
+    distributed.broadcast_buffers(model)  # one model on every rank (BatchNorm statistics)
     return history
 
 
