@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Default --out: <runs>/<profile>/seed<S>/<variant>.",
             f"  {PROG} adapt --profile smoke\n"
             f"  {PROG} adapt --variant sul --iterations 3 --fresh\n"
+            f"  {PROG} adapt --profile paper --stop-after 4   (then again without it)\n"
             f"  {PROG} adapt --set selection=none --set n_clusters=150")
     p.add_argument("--variant", choices=tuple(VARIANTS), default="tcul",
                    help="method variant (default: tcul)")
@@ -178,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of iterations N_iter (shortcut for --set n_iter=N)")
     p.add_argument("--fresh", action="store_true",
                    help="start over instead of resuming the run in the output folder")
+    p.add_argument("--stop-after", type=_non_negative_int, default=None, metavar="N",
+                   help="stop once N iterations are complete (e.g. to fit a job's time "
+                        "limit); the same command without it resumes there")
     p.set_defaults(handler=cmd_adapt)
 
     p = add("evaluate", "rank-1/5/10 and mAP of a checkpoint on the target",
@@ -306,12 +310,13 @@ def _load_source_model(cfg: Config, args: argparse.Namespace, out_dir: Path | No
 
 
 def _run_adaptation(cfg: Config, model: Any, target: Any, run_dir: Path,
-                    args: argparse.Namespace, fresh: bool):
+                    args: argparse.Namespace, fresh: bool, stop_after: int | None = None):
     """Algorithm 1 with ``cfg`` (its variant applied once, by :func:`build_config`)."""
     from . import pipeline
 
     return pipeline.run_adaptation(cfg, model, target, run_dir, device=cfg.device,
-                                   progress=_progress(args), fresh=fresh, log=print)
+                                   progress=_progress(args), fresh=fresh, log=print,
+                                   stop_after=stop_after)
 
 
 def _check_output(cfg: Config, args: argparse.Namespace) -> None:
@@ -459,7 +464,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     run_dir = args.out or pipeline.variant_dir(cfg, args.variant, args.runs)
     model, _ = _load_source_model(cfg, args)
     target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
-    result = _run_adaptation(cfg, model, target, run_dir, args, args.fresh)
+    result = _run_adaptation(cfg, model, target, run_dir, args, args.fresh,
+                             stop_after=args.stop_after)
     print()
     print(_history_table(result.history, result.baseline))
     print(f"status: {result.status}")

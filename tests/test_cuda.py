@@ -37,10 +37,15 @@ def test_train_source_resnet50_amp_channels_last(gpu_setup):
     from tcul_helpers.training import train_source
 
     cfg, source, _target, _root = gpu_setup
-    model, hist = train_source(source.train, cfg, "cuda", progress=False)
+    # GradScaler starts at a scale of 2**16 and halves it at every overflow: on an H200 the
+    # first 6-8 ResNet-50 steps are skipped that way (measured), which is a whole smoke
+    # epoch; four epochs leave steps that really train
+    model, hist = train_source(source.train, cfg.replace(source_epochs=4), "cuda",
+                               progress=False)
     assert next(model.parameters()).is_cuda and _channels_last(model)
-    assert all(np.isfinite(hist["loss"])) and hist["amp_skipped_steps"][-1] < hist[
-        "batches_per_epoch"]
+    total = 4 * hist["batches_per_epoch"]
+    assert all(np.isfinite(hist["loss"])) and hist["amp_skipped_steps"][-1] < total / 2
+    assert hist["loss"][-1] < hist["loss"][0]  # the steps taken trained it
 
 
 def test_finetune_and_extract_on_cuda(gpu_setup):
