@@ -25,7 +25,7 @@ from .errors import TCULError
 from .image_dataset import ImageCache, ImageDataset, resolve_cache
 from .progress import tqdm
 from .records import ImageRecord
-from .transforms import build_transforms
+from .transforms import build_transforms, normalize_batch
 
 
 def _embedding_dim(model: nn.Module) -> int | None:
@@ -66,9 +66,9 @@ def extract_features(
     if image_cache is not None:
         cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width,
                               cfg.num_workers)
-    dataset = ImageDataset(records, build_transforms(cfg, train=False),
-                           cache=cache if cache is not None else False, progress=progress)
     cuda = is_cuda(device)
+    dataset = ImageDataset(records, build_transforms(cfg, False, normalize=not cuda),
+                           cache=cache if cache is not None else False, progress=progress)
     workers = max(0, int(cfg.num_workers))
     loader = DataLoader(
         dataset,
@@ -87,6 +87,8 @@ def extract_features(
             for images, _labels, index in tqdm(loader, desc="features", disable=not progress,
                                                leave=False):
                 images = images.to(device, non_blocking=cuda, memory_format=fmt)
+                if images.dtype == torch.uint8:  # the GPU path: normalised here
+                    images = normalize_batch(images)
                 with autocast(device, amp):
                     emb = model(images)
                 if isinstance(emb, tuple):

@@ -49,7 +49,7 @@ from .models import ReidNet, build_model, model_to_device
 from .progress import tqdm
 from .records import ImageRecord
 from .sampler import PKSampler, apply_singleton_rule
-from .transforms import build_transforms
+from .transforms import build_transforms, normalize_batch
 
 
 class NonFiniteLossError(TCULError):
@@ -208,6 +208,8 @@ def _run_epochs(
             n_batches = n_images = 0
             for batch, (images, labels, _index) in enumerate(loader):
                 images = images.to(device, non_blocking=cuda, memory_format=fmt)
+                if images.dtype == torch.uint8:  # the GPU path: normalised here
+                    images = normalize_batch(images)
                 labels = labels.to(device, non_blocking=cuda)
                 with autocast(device, amp):
                     out = net(images)
@@ -279,8 +281,9 @@ def train_source(
     _check_enough(len(records), len(classes), P, K, "source training")
     seed_everything(seed)
     cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width, cfg.num_workers)
-    dataset = ImageDataset(records, build_transforms(cfg, train=True), labels=labels,
-                           cache=cache if cache is not None else False, progress=progress)
+    dataset = ImageDataset(records, build_transforms(cfg, True, normalize=not is_cuda(device)),
+                           labels=labels, cache=cache if cache is not None else False,
+                           progress=progress)
     sampler = PKSampler(labels, P, K, seed=seed)
     model = build_model(cfg.arch, len(classes), cfg.embedding_dim, cfg.imagenet_init)
     model_to_device(model, device)
@@ -373,8 +376,9 @@ def finetune(
         trained = _WithHead(model, head)
         params += list(head.parameters())
     cache = resolve_cache(image_cache, len(used), cfg.height, cfg.width, cfg.num_workers)
-    dataset = ImageDataset(used, build_transforms(cfg, train=True), labels=used_labels,
-                           cache=cache if cache is not None else False, progress=progress)
+    dataset = ImageDataset(used, build_transforms(cfg, True, normalize=not is_cuda(device)),
+                           labels=used_labels, cache=cache if cache is not None else False,
+                           progress=progress)
     sampler = PKSampler(used_labels, P, K, seed=seed)
     optimizer = torch.optim.SGD(params, lr=cfg.target_lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)

@@ -6,6 +6,12 @@ Training (Sec. 4.1): resize to ``cfg.height x cfg.width``, horizontal flip with 
 after normalisation). Evaluation: resize and normalise only. All of it is torchvision's
 ``transforms.v2``; the random choices use torch's global generator (or the DataLoader
 worker's), so they follow :func:`tcul_helpers.device.seed_everything`.
+
+On a GPU the loader workers stop at uint8 (``normalize=False``) and :func:`normalize_batch`
+converts and normalises the whole batch on the device: the float work leaves the CPU (it
+was about half of a worker's time per 256x128 image) and a quarter of the bytes cross to
+the GPU. Random erasing then writes the mean pixel, which normalises to 0 up to rounding
+(at most 0.009). The CPU path is unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from .errors import TCULError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: the ImageNet mean as a uint8 pixel: what random erasing writes before normalisation
+IMAGENET_MEAN_UINT8 = tuple(round(255 * m) for m in IMAGENET_MEAN)
 
 
 def _check_probability(name: str, p: float) -> float:
@@ -38,8 +46,9 @@ def build_resize(height: int, width: int) -> v2.Resize:
                      antialias=True)
 
 
-def build_transforms(cfg: Config, train: bool) -> v2.Compose:
-    """Transforms for a PIL image or a uint8 ``3 x H x W`` tensor -> normalised float tensor.
+def build_transforms(cfg: Config, train: bool, normalize: bool = True) -> v2.Compose:
+    """Transforms for a PIL image or a uint8 ``3 x H x W`` tensor -> normalised float tensor
+    (``normalize=False``: a uint8 tensor, for :func:`normalize_batch` on the GPU).
 
     ``train=True`` adds horizontal flip (``p=cfg.flip``) and random erasing
     (``p=cfg.random_erasing``), the augmentation of the paper's fine-tuning step.
@@ -52,15 +61,25 @@ def build_transforms(cfg: Config, train: bool) -> v2.Compose:
         flip = _check_probability("flip", cfg.flip)
         if flip > 0:
             steps.append(v2.RandomHorizontalFlip(p=flip))
-    steps += [
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-    ]
+    if normalize:
+        steps += [
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        ]
     if train:
         erase = _check_probability("random_erasing", cfg.random_erasing)
         if erase > 0:
-            steps.append(v2.RandomErasing(p=erase, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0))
+            steps.append(v2.RandomErasing(p=erase, scale=(0.02, 0.33), ratio=(0.3, 3.3),
+                                          value=0 if normalize else list(IMAGENET_MEAN_UINT8)))
     return v2.Compose(steps)
+
+
+def normalize_batch(images: torch.Tensor) -> torch.Tensor:
+    """A uint8 batch ``N x 3 x H x W`` (on its device) as :func:`build_transforms` would have
+    normalised it on the CPU: float32, ``(x / 255 - mean) / std``; the memory format is kept."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255
+    return (images.float() - mean) / std
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:

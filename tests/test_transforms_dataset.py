@@ -21,6 +21,7 @@ from tcul_helpers.transforms import (
     IMAGENET_STD,
     build_transforms,
     denormalize,
+    normalize_batch,
 )
 
 
@@ -62,6 +63,29 @@ def test_eval_transform_accepts_uint8_tensor_like_pil():
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     manual = (torch.from_numpy(arr).permute(2, 0, 1).float() / 255 - mean) / std
     assert torch.allclose(from_tensor, manual, atol=1e-6)
+
+
+def test_gpu_path_uint8_then_normalize_batch_equals_the_cpu_transform():
+    """The GPU path (uint8 out of the workers, normalised per batch on the device) gives the
+    CPU path's tensors: exactly the same pixels up to float rounding, and random erasing
+    writes the mean pixel, 0 after normalisation up to 0.009 (the same region: same RNG)."""
+    c = cfg(height=32, width=16, flip=0.5, random_erasing=1.0)
+    rng = np.random.default_rng(2)
+    imgs = [Image.fromarray(rng.integers(0, 256, size=(40, 20, 3), dtype=np.uint8))
+            for _ in range(6)]
+    for train in (False, True):
+        torch.manual_seed(0)
+        cpu = torch.stack([build_transforms(c, train)(im) for im in imgs])
+        torch.manual_seed(0)
+        raw = torch.stack([build_transforms(c, train, normalize=False)(im) for im in imgs])
+        assert raw.dtype == torch.uint8
+        gpu = normalize_batch(raw.contiguous(memory_format=torch.channels_last))
+        assert gpu.dtype == torch.float32 and gpu.is_contiguous(memory_format=torch.channels_last)
+        erased = cpu == 0  # random erasing's region on the CPU path (never 0 otherwise here)
+        assert erased.any() == train
+        torch.testing.assert_close(gpu[~erased], cpu[~erased], atol=1e-5, rtol=1e-5)
+        if train:
+            assert gpu[erased].abs().max() <= 0.009
 
 
 def test_train_transform_flip_and_erasing():
