@@ -620,9 +620,9 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- entry point
 def _fail(message: str) -> int:
-    from .distributed import is_main
+    from .distributed import launch_rank
 
-    if is_main():  # under torchrun every rank fails with the same line: rank 0 prints it
+    if launch_rank() == 0:  # under torchrun every rank fails with the same line: rank 0 says it
         print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
 

@@ -71,6 +71,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def launch_rank() -> int:
+    """The rank torchrun gave this process (``RANK``; 0 without torchrun), known also before
+    the process group is joined and after it is left: who prints a command's last words."""
+    return int(os.environ.get("RANK", "0")) if launched() else 0
+
+
 def launched() -> bool:
     """True when this process was started by torchrun with more than one rank."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
