@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .config import Config
-from .device import resolve_device, seed_everything
+from .device import memory_format, resolve_device, seed_everything
 from .errors import TCULError
 from .features import extract_features
 from .image_dataset import ImageDataset
@@ -122,7 +122,8 @@ def probe_finetune(
                 epoch += 1
                 batches = iter(sampler.batches())
                 batch = next(batches)
-            images = torch.stack([dataset[i][0] for i in batch]).to(device)
+            images = torch.stack([dataset[i][0] for i in batch]).to(
+                device, memory_format=memory_format(device))  # as the copy: channels-last on CUDA
             y = torch.from_numpy(labels[batch]).to(device)
             emb = net(images)
             emb = emb[0] if isinstance(emb, tuple) else emb
