@@ -87,7 +87,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         except TCULError as exc:
             error = str(exc)
         np.savez(Path(out) / f"rank{rank}.npz", grad=model[0].weight.grad.numpy(),
-                 loss=float(loss), rows=rows, error=np.array(error),
+                 loss=loss.item(), rows=rows, error=np.array(error),
                  decided=np.array(distributed.on_main(lambda: distributed.rank() + 10)))
     finally:
         dist.destroy_process_group()
@@ -108,7 +108,7 @@ def test_two_gloo_ranks_give_the_whole_batch_gradient(tmp_path):
         got = np.load(tmp_path / f"rank{rank}.npz")
         # DDP's average of the two ranks' (N x loss) gradients = the whole batch's gradient
         np.testing.assert_allclose(got["grad"], want, rtol=1e-5, atol=1e-7)
-        assert float(got["loss"]) == pytest.approx(float(loss), rel=1e-6)
+        assert float(got["loss"]) == pytest.approx(loss.item(), rel=1e-6)
         np.testing.assert_array_equal(got["rows"], np.arange(21, dtype=np.float32).reshape(7, 3))
         assert str(got["error"]) == "raised on rank 0 alone"  # inside on_main rank 0 is alone
         assert int(got["decided"]) == 10  # rank 0's answer, on both ranks
