@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -159,16 +160,37 @@ def _check_enough(n_images: int, n_ids: int, P: int, K: int, what: str) -> None:
         )
 
 
+class _AllEpochs:
+    """The batches of epochs ``0 .. epochs-1`` of a batch sampler, in one pass.
+
+    One loader iterator then serves the whole training: its workers go on decoding across
+    the epoch boundaries. A new iterator every epoch leaves the GPU idle at the start of
+    each epoch while one worker decodes the first P x K images, which is a large share of a
+    short epoch (the paper's Market-1501 epoch is 47 batches of 16 x 8). The batches and
+    their order are the same."""
+
+    def __init__(self, sampler: Any, epochs: int) -> None:
+        self.sampler, self.epochs = sampler, int(epochs)
+
+    def __len__(self) -> int:
+        return self.epochs * len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for epoch in range(self.epochs):
+            self.sampler.set_epoch(epoch)
+            yield from self.sampler
+
+
 def _make_loader(dataset: ImageDataset, sampler: PKSampler, cfg: Config, device: torch.device,
-                 seed: int) -> DataLoader:
+                 seed: int, epochs: int) -> DataLoader:
+    """The loader of ``epochs`` epochs of ``sampler``'s batches (this rank's share of each)."""
     workers = max(0, int(cfg.num_workers))
     return DataLoader(
         dataset,
-        batch_sampler=distributed.batches(sampler),  # under torchrun: this rank's share
+        batch_sampler=_AllEpochs(distributed.batches(sampler), epochs),
         num_workers=workers,
         pin_memory=is_cuda(device),
         generator=make_generator(seed + distributed.rank()),
-        persistent_workers=workers > 0,
     )
 
 
@@ -200,13 +222,14 @@ def _run_epochs(
     scale = distributed.loss_scale()
     model.train()
     bar = tqdm(total=epochs * len(sampler), desc=stage, disable=not progress, leave=False)
+    batches = iter(loader)  # every epoch's batches (_AllEpochs)
     try:
         for epoch in range(epochs):
-            sampler.set_epoch(epoch)
             start = time.perf_counter()
             sums: dict[str, float] = {}
             n_batches = n_images = 0
-            for batch, (images, labels, _index) in enumerate(loader):
+            for batch in range(len(sampler)):
+                images, labels, _index = next(batches)
                 images = images.to(device, non_blocking=cuda, memory_format=fmt)
                 if images.dtype == torch.uint8:  # the GPU path: normalised here
                     images = normalize_batch(images)
@@ -297,7 +320,7 @@ def train_source(
         return total, {"ce": float(ce.detach()), "triplet": float(trip.detach()),
                        "accuracy": acc, "active_fraction": mined.active_fraction}
 
-    loader = _make_loader(dataset, sampler, cfg, device, seed)
+    loader = _make_loader(dataset, sampler, cfg, device, seed, cfg.source_epochs)
     history = _run_epochs(model, loader, sampler, optimizer, loss_fn, cfg, device,
                           cfg.source_epochs, "source training", progress, log)
     history["num_classes"] = len(classes)
@@ -393,7 +416,7 @@ def finetune(
         loss = F.cross_entropy(logits, y)
         return loss, {"accuracy": float((logits.detach().argmax(1) == y).float().mean())}
 
-    loader = _make_loader(dataset, sampler, cfg, device, seed)
+    loader = _make_loader(dataset, sampler, cfg, device, seed, cfg.target_epochs)
     hist = _run_epochs(trained, loader, sampler, optimizer, softmax_fn if softmax else triplet_fn,
                        cfg, device, cfg.target_epochs, "fine-tuning", progress, log)
     model.eval()
