@@ -23,6 +23,12 @@ ifneq ($(filter-out scratch imagenet,$(INIT)),)
 $(error INIT must be scratch or imagenet, not '$(INIT)')
 endif
 START := $(if $(INIT),--start $(INIT))
+# NPROC: processes (GPUs) for make demo; above 1 it runs under torchrun with DDP
+NPROC ?= 1
+ifeq ($(shell echo '$(NPROC)' | grep -Ex '[1-9][0-9]*'),)
+$(error NPROC must be a positive whole number, not '$(NPROC)')
+endif
+KIT := $(if $(filter-out 1,$(NPROC)),$(VENV)/bin/torchrun --standalone --nproc_per_node $(NPROC) -m tcul_helpers,$(PY) -m tcul_helpers)
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +43,7 @@ install: $(STAMP) ## Create .venv and install the kit with its lab and dev extra
 
 .PHONY: demo
 demo: $(STAMP) ## The main job: run the whole method on the synthetic worlds, write runs/demo/report.md
-	$(PY) -m tcul_helpers demo --profile $(PROFILE) --seed $(SEED) $(START)
+	$(KIT) demo --profile $(PROFILE) --seed $(SEED) $(START)
 
 .PHONY: sweeps
 sweeps: $(STAMP) ## Parameter sweeps (lambda_fr, K, crowd density, reappearance) cached under runs/<profile>/seed<S>/sweeps
@@ -76,5 +82,5 @@ distclean: clean ## clean, and remove the virtual environment
 
 .PHONY: help
 help: ## This list
-	@echo "TCUL teaching kit — make targets (PROFILE=$(PROFILE), SEED=$(SEED), INIT=$(INIT)):"
+	@echo "TCUL teaching kit — make targets (PROFILE=$(PROFILE), SEED=$(SEED), INIT=$(INIT), NPROC=$(NPROC)):"
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
