@@ -19,6 +19,7 @@ Data go to ``<home>/data/generated`` and runs to ``<home>/runs``, wherever the n
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ class LabSession:
         self._target = None
         self._source_model = None
         self._runs: dict[str, Any] = {}
-        self._features: dict[int, np.ndarray] = {}
+        # keyed by the model object itself, held weakly: an entry ends with its model (an
+        # id() key could be reused by a new model after the old one is collected)
+        self._features: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     # ---------------------------------------------------------------- folders
     @property
@@ -152,14 +155,14 @@ class LabSession:
 
         model = self.source_model() if model is None else model
         default = records is None
-        if default and id(model) in self._features:
-            return self._features[id(model)]
+        if default and model in self._features:
+            return self._features[model]
         recs = self.target.train if default else list(records)
         z = extract_features(model, recs, self.cfg, resolve_device(self.cfg.device),
                              progress=self.progress)
         z = prepare_features(z, self.cfg)
         if default:
-            self._features[id(model)] = z
+            self._features[model] = z
         return z
 
     # ---------------------------------------------------------------- runs

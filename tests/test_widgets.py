@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from matplotlib.figure import Figure
 
 pytest.importorskip("ipywidgets")
@@ -29,6 +30,24 @@ def test_session_paths_and_truth(lab):
     assert str(lab.cfg.target_root).startswith(str(lab.home))
     assert lab.root == lab.home / "runs" / "smoke" / "seed0"
     assert len(lab.truth) == len(lab.target.train) == len(lab.camids) == len(lab.frames)
+
+
+def test_session_features_are_cached_per_model_object_and_end_with_it(lab):
+    import copy
+    import gc
+
+    z = lab.features()
+    assert lab.features() is z  # the source model's features: computed once
+    other = copy.deepcopy(lab.source_model())
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)  # another model: its own features
+    z_other = lab.features(other)
+    assert z_other is not z and not np.allclose(z_other, z)
+    assert lab.features(other) is z_other
+    del other
+    gc.collect()
+    # the entry ended with its model (an id() key could have been reused by a new model)
+    assert len(lab._features) == 1
 
 
 def test_fragments_explorer(lab):
