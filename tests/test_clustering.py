@@ -261,9 +261,14 @@ def test_kmeans_recluster_centres_are_the_images_nearest_the_centroids():
     assert plain.center_indices is None
 
 
-def test_kmeans_progress_bar_runs():
+def test_kmeans_progress_bar_shows_and_changes_nothing(capsys):
     x = _blobs(n=60, k=3, d=3)
-    assert kmeans(x, 3, seed=0, progress=True).labels.shape == (60,)
+    quiet = kmeans(x, 3, seed=0)
+    assert "k-means" not in capsys.readouterr().err
+    shown = kmeans(x, 3, seed=0, progress=True)
+    assert "k-means" in capsys.readouterr().err  # the bar was drawn
+    np.testing.assert_array_equal(shown.labels, quiet.labels)
+    np.testing.assert_array_equal(shown.centers, quiet.centers)
 
 
 # ------------------------------------------------------------------------------ bad input

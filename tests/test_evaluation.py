@@ -406,8 +406,12 @@ def test_no_match_message_is_the_documented_one():
 def test_nan_with_infinities_detected_and_infinities_alone_accepted():
     d = np.array([[np.inf, -np.inf, 1.0], [0.0, np.nan, 1.0]])
     _one_line_error(lambda: evaluate(d, progress=False, **GOOD), "NaN")
-    d[1, 1] = 2.0  # +inf and -inf without NaN are valid distances
-    evaluate(d, progress=False, **GOOD)
+    d[1, 1] = 2.0  # +inf and -inf without NaN are valid distances, ranked as such:
+    cmc, mAP = evaluate(d, progress=False, **GOOD)
+    # query 1's match (gallery 0) is at +inf, behind -inf and 1; query 2's (gallery 1) at 2,
+    # behind 0 and 1: both first matches at rank 3, both APs 1/3
+    np.testing.assert_array_equal(cmc[:3], [0.0, 0.0, 1.0])
+    assert mAP == pytest.approx(1 / 3)
 
 
 def test_bad_options():
