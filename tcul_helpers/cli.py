@@ -577,23 +577,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_optional(name: str):
-    """``tcul_helpers.<name>``; a missing module becomes a TCULError (other errors propagate)."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"{__package__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.{name}":
-            raise
-        raise TCULError(f"the {name} module ({__package__}/{name}.py) is missing from this "
-                        "installation: reinstall the kit") from None
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole experiment (:func:`tcul_helpers.demo.run_demo`)."""
-    demo = _import_optional("demo")
-    sweeps = _import_optional("sweeps")
+    from . import demo, sweeps
     cfg = build_config(args)
     _check_output(cfg, args)
     out = args.out or demo.default_out(cfg, args.runs)
@@ -605,7 +591,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sweeps(args: argparse.Namespace) -> int:
     """The report's parameter sweeps (:func:`tcul_helpers.sweeps.run_sweeps`)."""
-    sweeps = _import_optional("sweeps")
+    from . import sweeps
     cfg = build_config(args)
     _check_output(cfg, args)
     out = args.out or sweeps.default_dir(cfg, args.runs)

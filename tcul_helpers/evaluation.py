@@ -9,8 +9,9 @@ The paper reports rank-1, rank-5 and mAP "following Zheng et al.", single query
 * CMC rank-k = fraction of the remaining queries whose first true match is in the top k;
 * AP = **non-interpolated** average precision over the ranked list: the mean, over the true
   matches, of the precision at each true match's rank, ``AP = (1/m) sum_i i / r_i`` with
-  ``r_1 < ... < r_m`` the 1-based ranks of the m true matches. This is what the public
-  Market-1501 evaluation code computes. sklearn's ``average_precision_score`` gives the same
+  ``r_1 < ... < r_m`` the 1-based ranks of the m true matches (the official Market-1501
+  MATLAB code averages with the trapezoid rule instead, which gives slightly different
+  values: README, "Evaluation protocol"). sklearn's ``average_precision_score`` gives the same
   value when no two distances tie (``tests/test_evaluation.py`` checks it); with ties,
   sklearn scores a tied group together, the kit breaks the tie by gallery index;
 * mAP = mean AP over the queries that were not skipped.

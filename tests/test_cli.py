@@ -289,8 +289,11 @@ def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[
     sweeps = types.ModuleType("tcul_helpers.sweeps")
     sweeps.run_sweeps = lambda cfg, **kw: calls.setdefault("sweeps", (cfg, kw)) and None
     sweeps.default_dir = real_sweeps.default_dir
-    monkeypatch.setitem(sys.modules, "tcul_helpers.demo", demo)
-    monkeypatch.setitem(sys.modules, "tcul_helpers.sweeps", sweeps)
+    import tcul_helpers
+
+    for name, module in (("demo", demo), ("sweeps", sweeps)):
+        monkeypatch.setitem(sys.modules, f"tcul_helpers.{name}", module)
+        monkeypatch.setattr(tcul_helpers, name, module)  # what `from . import name` reads
 
     assert run("demo", *common, "--fresh", "--seed", "2")[0] == 0
     cfg, kw = calls["demo"]
