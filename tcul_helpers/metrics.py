@@ -136,3 +136,11 @@ def clustering_scores(pseudo_labels: Any, true_labels: Any) -> dict[str, float]:
         "nmi": float(normalized_mutual_info_score(t, p)),
         "ari": float(adjusted_rand_score(t, p)),
     }
+
+
+def cluster_purity(pseudo_labels: Any, true_labels: Any) -> float:
+    """Fraction of images whose true identity is the majority identity of their cluster."""
+    p, t = _check(pseudo_labels, true_labels, None)
+    t_idx = np.unique(t, return_inverse=True)[1].reshape(-1)
+    total = sum(int(np.bincount(t_idx[p == k]).max()) for k in np.unique(p))
+    return float(total) / max(len(p), 1)

@@ -240,16 +240,6 @@ def selection_explorer(records, features, labels, centers, camids, frames, truth
 # --------------------------------------------------------------------------------------
 # Eq. 6-7: centres moving
 # --------------------------------------------------------------------------------------
-def cluster_purity(labels: np.ndarray, truth: np.ndarray) -> float:
-    """Fraction of images whose true identity is the majority identity of their cluster."""
-    labels, truth = np.asarray(labels), np.asarray(truth)
-    _, t_idx = np.unique(truth, return_inverse=True)
-    total = 0
-    for k in np.unique(labels):
-        total += np.bincount(t_idx[labels == k]).max()
-    return float(total) / max(len(labels), 1)
-
-
 def center_update_explorer(centers, features, labels, truth, steps: int = 4,
                            max_points: int = 1500) -> Explorer:
     """Eq. 6-7 interactively: ``lambda_c`` and ``beta`` sliders (beta damps the step of a
@@ -259,7 +249,7 @@ def center_update_explorer(centers, features, labels, truth, steps: int = 4,
     from sklearn.decomposition import PCA
 
     from .clustering import assign_clusters, update_centers
-    from .metrics import clustering_scores
+    from .metrics import cluster_purity, clustering_scores
 
     c0 = np.asarray(centers, dtype=np.float64)
     x = np.asarray(features, dtype=np.float64)
@@ -479,5 +469,5 @@ def sweep_explorer(sweeps: Mapping[str, list[dict]], *, cfg=None, plan: Mapping 
     return ex
 
 
-__all__ = ["FIGURE_DPI", "Explorer", "center_update_explorer", "cluster_purity", "figure_png",
+__all__ = ["FIGURE_DPI", "Explorer", "center_update_explorer", "figure_png",
            "fragments_explorer", "iteration_scrubber", "selection_explorer", "sweep_explorer"]

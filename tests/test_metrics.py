@@ -10,6 +10,7 @@ import pytest
 from tcul_helpers.errors import TCULError
 from tcul_helpers.metrics import (
     camera_pair_scores,
+    cluster_purity,
     clustering_scores,
     pairwise_precision,
     pairwise_recall,
@@ -72,3 +73,11 @@ def test_camera_pair_scores_hand_case_and_errors():
     assert np.isnan(camera_pair_scores([0, 1], [5, 5], [1, 2])["precision_cross_camera"])
     with pytest.raises(TCULError, match="camids"):
         camera_pair_scores([0, 1], [5, 5], [1])
+
+
+def test_cluster_purity_on_a_hand_computed_case():
+    # cluster 0: true 7, 7, 8 (majority 7: 2 images); cluster 1: true 8, 9 (majority: 1)
+    assert cluster_purity([0, 0, 0, 1, 1], [7, 7, 8, 8, 9]) == pytest.approx(3 / 5)
+    assert cluster_purity([3, 3, 5], [1, 1, 2]) == 1.0
+    with pytest.raises(TCULError, match="differ in length"):
+        cluster_purity([0, 1], [0])

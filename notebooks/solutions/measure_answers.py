@@ -17,12 +17,11 @@ from sklearn.metrics import silhouette_score
 from tcul_helpers.clustering import assign_clusters, kmeans_init, update_centers
 from tcul_helpers.data import parse_market_name
 from tcul_helpers.losses import batch_hard_triplet_loss
-from tcul_helpers.metrics import clustering_scores, pairwise_precision
+from tcul_helpers.metrics import cluster_purity, clustering_scores, pairwise_precision
 from tcul_helpers.models import build_model
 from tcul_helpers.sampler import PKSampler, apply_singleton_rule
 from tcul_helpers.selection import select_by_similarity, select_temporal
 from tcul_helpers.session import LabSession
-from tcul_helpers.widgets import cluster_purity
 
 
 def main() -> None:
