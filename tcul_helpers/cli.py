@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -266,10 +265,11 @@ def _progress(args: argparse.Namespace) -> bool:
     return not args.quiet and is_main()
 
 
-def _fmt(value: Any, spec: str = ".1f") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return format(value, spec)
+def _fmt(value: Any, digits: int = 1) -> str:
+    """A score in the command line's tables: ``-`` when missing."""
+    from .formatting import number
+
+    return number(value, digits, missing="-")
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -447,7 +447,7 @@ def _history_table(history: list[dict], baseline: dict) -> str:
     rows = [["0", "-", "-", "-", "-", _fmt(baseline.get("mAP")), _fmt(baseline.get("rank1"))]]
     for r in history:
         rows.append([str(r["iteration"]), str(r["n_reliable"]), str(r["n_pseudo_ids"]),
-                     _fmt(r.get("precision"), ".3f"), _fmt(r.get("nmi"), ".3f"),
+                     _fmt(r.get("precision"), 3), _fmt(r.get("nmi"), 3),
                      _fmt(r.get("mAP")), _fmt(r.get("rank1"))])
     return _table(["iteration", "reliable", "pseudo-ids", "precision", "NMI", "mAP", "rank-1"],
                   rows)

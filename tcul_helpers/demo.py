@@ -29,6 +29,7 @@ from .clustering import assign_clusters
 from .config import STARTS, Config, fingerprint, get_config, start_of
 from .device import resolve_device
 from .evaluation import evaluate_model
+from .formatting import number
 from .models import model_to_device
 from .report import write_report
 from .sweeps import default_dir, load_sweeps
@@ -328,8 +329,8 @@ def run_demo(
         histories[variant] = hist
         last = hist["iterations"][-1] if hist["iterations"] else hist["baseline"]
         methods[variant] = {k: last.get(k) for k in METRICS}
-        say(f"{variant}: rank-1 {_fmt(methods[variant]['rank1'])}  "
-            f"mAP {_fmt(methods[variant]['mAP'])}")
+        say(f"{variant}: rank-1 {number(methods[variant]['rank1'])}  "
+            f"mAP {number(methods[variant]['mAP'])}")
 
     def finish() -> dict[str, Any]:  # realism, figures and the report: rank 0 alone
         nonlocal sweeps_dir
@@ -384,8 +385,6 @@ def _invocation() -> str:
     return " ".join([head, *sys.argv[1:]])
 
 
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{float(v):.1f}"
 
 
 __all__ = ["FIGURE_FILES", "METHODS", "default_out", "run_demo"]

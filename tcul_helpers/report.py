@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from .atomic_files import write_text
+from .formatting import number
 
 #: Quoted from the paper (Ali et al., Table 2): rank-1 / rank-5 / mAP in percent.
 #: Not computed by the kit.
@@ -25,10 +25,6 @@ PAPER_TABLE2: dict[str, dict[str, tuple[float, float, float] | None]] = {
 METHOD_NAMES = {"baseline": "baseline", "pul": "PUL-style", "sul": "SUL", "tcul": "TCUL"}
 HOLDS, FAILS, NOT_COMPUTED = "HOLDS", "DOES NOT HOLD", "NOT COMPUTED"
 SWEEP_POINTER = "Not computed yet: `make sweeps` computes them (then run the demo again)."
-
-
-def _num(v: Any, digits: int = 1) -> str:
-    return "n/a" if v is None else f"{float(v):.{digits}f}"
 
 
 def _mAP(results: dict, method: str) -> float | None:
@@ -167,11 +163,12 @@ def _camera_pairs(results: dict) -> list[str]:
         for r in ([iters[0], iters[-1]] if len(iters) > 1 else iters):
             rows.append(
                 f"| {METHOD_NAMES[key]} | {r['iteration']} | "
-                f"{_num(r.get('pairs_same_camera'), 0)} ({_num(r.get('precision_same_camera'), 2)})"
-                f" | {_num(r.get('pairs_cross_camera'), 0)} "
-                f"({_num(r.get('precision_cross_camera'), 2)}) | "
-                f"{_num(r.get('true_pairs_cross_camera'), 0)} | "
-                f"{_num(r.get('cameras_per_pseudo_id'), 2)} |")
+                f"{number(r.get('pairs_same_camera'), 0)} "
+                f"({number(r.get('precision_same_camera'), 2)})"
+                f" | {number(r.get('pairs_cross_camera'), 0)} "
+                f"({number(r.get('precision_cross_camera'), 2)}) | "
+                f"{number(r.get('true_pairs_cross_camera'), 0)} | "
+                f"{number(r.get('cameras_per_pseudo_id'), 2)} |")
     if not rows:
         return []
     lines = ["### Which pairs each selection teaches: inside one camera or across cameras", "",
@@ -186,11 +183,11 @@ def _camera_pairs(results: dict) -> list[str]:
 
         def wrong(r: dict) -> str:
             p = r.get("precision_same_camera")
-            return _num(r["pairs_same_camera"] * (1 - p), 0) if p is not None else "n/a"
+            return number(r["pairs_same_camera"] * (1 - p), 0) if p is not None else "n/a"
 
         def span(k: str) -> str:
-            return (f"{_num(first[k].get('cameras_per_pseudo_id'), 2)} -> "
-                    f"{_num(last[k].get('cameras_per_pseudo_id'), 2)}")
+            return (f"{number(first[k].get('cameras_per_pseudo_id'), 2)} -> "
+                    f"{number(last[k].get('cameras_per_pseudo_id'), 2)}")
 
         lines += [
             f"In iteration 1 SUL's selection put {wrong(first['sul'])} same-camera pairs of "
@@ -200,8 +197,8 @@ def _camera_pairs(results: dict) -> list[str]:
             "those pairs can teach the network what a camera looks like rather than who is in it. "
             f"Cameras per pseudo-identity, first -> last iteration: SUL {span('sul')}, TCUL "
             f"{span('tcul')}; correct cross-camera pairs taught in the last iteration: SUL "
-            f"{_num(last['sul'].get('true_pairs_cross_camera'), 0)}, TCUL "
-            f"{_num(last['tcul'].get('true_pairs_cross_camera'), 0)}.", ""]
+            f"{number(last['sul'].get('true_pairs_cross_camera'), 0)}, TCUL "
+            f"{number(last['tcul'].get('true_pairs_cross_camera'), 0)}.", ""]
     return lines
 
 
@@ -213,7 +210,7 @@ def _table2(results: dict) -> list[str]:
     ]
     for key in ("baseline", "pul", "sul", "tcul"):
         m = methods.get(key) or {}
-        ours = f"{_num(m.get('rank1'))} / {_num(m.get('rank5'))} / {_num(m.get('mAP'))}"
+        ours = f"{number(m.get('rank1'))} / {number(m.get('rank5'))} / {number(m.get('mAP'))}"
         paper = []
         for col in ("Duke->Market", "Market->Duke"):
             v = PAPER_TABLE2[key].get(col)
@@ -296,8 +293,8 @@ def starts_table(results: dict) -> list[str]:
         cells = []
         for s in order:
             m = (starts[s].get("methods") or {}).get(key) or {}
-            cells.append(f"{_num(m.get('rank1'))} / {_num(m.get('rank5'))} / "
-                         f"{_num(m.get('mAP'))}")
+            cells.append(f"{number(m.get('rank1'))} / {number(m.get('rank5'))} / "
+                         f"{number(m.get('mAP'))}")
         lines.append(f"| {METHOD_NAMES[key]} | " + " | ".join(cells) + " |")
     lines += ["", "Cells are rank-1 / rank-5 / mAP (%) on the same worlds. " + "; ".join(
         f"{START_NAMES[s]}: `{starts[s].get('out')}` ({starts[s].get('date', 'n/a')})"
@@ -335,11 +332,11 @@ def _continuity(results: dict) -> list[str]:
                   "TCUL final precision |", "|---|---|---|---|---|---|"]
         for v in sorted(set(tc) | set(su)):
             t, s = tc.get(v, {}).get("mAP"), su.get(v, {}).get("mAP")
-            gap = _num(t - s) if t is not None and s is not None else "n/a"
+            gap = number(t - s) if t is not None and s is not None else "n/a"
             base = (tc.get(v) or su.get(v) or {}).get("baseline", {}).get("mAP")
             prec = [x for x in tc.get(v, {}).get("precision", []) if x is not None]
-            lines.append(f"| {v:g} | {_num(base)} | {_num(t)} | {_num(s)} | {gap} | "
-                         f"{_num(prec[-1], 3) if prec else 'n/a'} |")
+            lines.append(f"| {v:g} | {number(base)} | {number(t)} | {number(s)} | {gap} | "
+                         f"{number(prec[-1], 3) if prec else 'n/a'} |")
         lines.append("")
     return lines
 
@@ -359,13 +356,13 @@ def write_report(results: dict, out_dir: str | Path, figures: dict[str, str]) ->
         f"- profile: `{results.get('profile')}`, seed: {results.get('seed')}",
         f"- command: `{results.get('command', 'tcul_helpers.demo.run_demo')}`",
         f"- date: {results.get('date', 'n/a')}",
-        f"- total wall time: {_num(results.get('total_seconds'))} s",
+        f"- total wall time: {number(results.get('total_seconds'))} s",
         "",
         "| stage | seconds | reused |",
         "|---|---|---|",
     ]
     for name, st in stages.items():
-        lines.append(f"| {name} | {_num(st.get('seconds'), 2)} | "
+        lines.append(f"| {name} | {number(st.get('seconds'), 2)} | "
                      f"{'yes' if st.get('reused') else 'no'} |")
     worlds = results.get("worlds", {})
     if worlds:
@@ -383,7 +380,7 @@ def write_report(results: dict, out_dir: str | Path, figures: dict[str, str]) ->
     for key in ("tcul", "sul", "pul"):
         iters = (results.get("histories", {}).get(key) or {}).get("iterations") or []
         if iters:
-            desc = ", ".join(f"{r.get('n_reliable')} ({_num(r.get('precision'), 3)})"
+            desc = ", ".join(f"{r.get('n_reliable')} ({number(r.get('precision'), 3)})"
                              for r in iters)
             lines.append(f"- {METHOD_NAMES[key]}: reliable (precision) per iteration: {desc}")
     lines += [""] + _camera_pairs(results)

@@ -47,7 +47,7 @@ def point_key(cfg: Config, sweep: str, value: float) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def _fmt(value: float) -> str:
+def _value_name(value: float) -> str:
     """File-name form of a value: ``100``, ``0.05``, ``10000000``."""
     v = float(value)
     return str(int(v)) if v.is_integer() else f"{v:g}"
@@ -96,7 +96,7 @@ def sweep_plan(cfg: Config, target: ReidDataset) -> dict[str, dict]:
 
 def point_path(out_dir: str | Path, sweep: str, variant: str, value: float) -> Path:
     """``<out_dir>/<sweep>/<variant>-<value>.json``."""
-    return Path(out_dir) / sweep / f"{variant}-{_fmt(value)}.json"
+    return Path(out_dir) / sweep / f"{variant}-{_value_name(value)}.json"
 
 
 def _read_point(path: Path) -> dict | None:
@@ -117,7 +117,7 @@ def _source(cfg: Config, source_dir: str | Path | None, device: Any, progress: b
 def _world(cfg: Config, sweep: str, value: float, out_dir: Path, progress: bool
            ) -> ReidDataset:
     if sweep in WORLD_SWEEPS:
-        root = out_dir / "worlds" / f"{sweep}-{_fmt(value)}"
+        root = out_dir / "worlds" / f"{sweep}-{_value_name(value)}"
         # the sweep's own folder: a world of an older calibration there is regenerated
         return pipeline.ensure_world(cfg, "target", progress=progress,
                                      world_overrides={sweep: float(value)}, root=root,
@@ -165,7 +165,7 @@ def run_point(
         target = _world(cfg, sweep, value, out_dir, progress)
     if source_model is None:
         source_model = _source(cfg, source_dir, device, progress, log)
-    run_dir = out_dir / sweep / "runs" / f"{variant}-{_fmt(value)}"
+    run_dir = out_dir / sweep / "runs" / f"{variant}-{_value_name(value)}"
     t0 = time.perf_counter()
     res = pipeline.run_adaptation(pipeline.variant_config(run_cfg, variant), source_model,
                                   target, run_dir, device=device, progress=progress,
@@ -201,7 +201,7 @@ def run_point(
     write_json(path, point)
     shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are not needed once cached
     if log:
-        log(f"{sweep} {variant} {_fmt(value)}: mAP {point['mAP']:.1f} ({seconds:.0f} s)")
+        log(f"{sweep} {variant} {_value_name(value)}: mAP {point['mAP']:.1f} ({seconds:.0f} s)")
     point["cached"] = False
     return point
 
