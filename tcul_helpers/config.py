@@ -69,6 +69,10 @@ class Range:
                 f"{')' if self.high_open else ']'}")
 
 
+#: settings of older kits that decided no result: a saved configuration may still hold them
+RETIRED = frozenset({"extra"})
+
+
 def setting(default: Any, *, decides: str = "yes", source: bool = False,
             valid: Range | None = None) -> Any:
     """A :class:`Config` field with what the kit must know about it, declared once:
@@ -154,7 +158,6 @@ class Config:
     # 8: measured on one H200 (16 cores), 4 workers starve ResNet-50 at 256x128 (issue 13)
     num_workers: int = setting(8, decides="no", valid=Range(0, None))
     amp: bool = setting(True)  # mixed precision on CUDA only
-    extra: dict = field(default_factory=dict, metadata={"decides": "no"})
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied, each checked against the field's type."""
@@ -193,6 +196,8 @@ class Config:
             raise TCULError(f"{path} is unreadable ({type(exc).__name__}): delete it, or "
                             "start the run over (--fresh)") from None
         names = {f.name for f in dataclasses.fields(cls)}
+        if isinstance(data, dict):  # settings the kit no longer has (they decided nothing)
+            data = {k: v for k, v in data.items() if k not in RETIRED}
         if not isinstance(data, dict) or not set(data) <= names:
             raise TCULError(f"{path} is not a kit configuration: delete it, or start the run "
                             "over (--fresh)")

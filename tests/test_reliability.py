@@ -312,6 +312,20 @@ def test_every_numeric_setting_has_a_declared_range():
             assert f.metadata.get("valid") is not None, f"{f.name} has no Range"
 
 
+def test_a_configuration_saved_by_an_older_kit_still_loads(tmp_path):
+    """A setting the kit retired (``extra``, which decided nothing) in a saved config.json
+    is ignored, so runs of older kits stay readable; any other unknown key is refused."""
+    from tcul_helpers.config import Config, fingerprint
+
+    cfg = get_config("smoke")
+    path = tmp_path / "config.json"
+    write_json(path, {**cfg.to_dict(), "extra": {}})
+    assert fingerprint(Config.load(path)) == fingerprint(cfg)
+    write_json(path, {**cfg.to_dict(), "extras": {}})
+    with pytest.raises(TCULError, match="not a kit configuration"):
+        Config.load(path)
+
+
 def test_a_bad_tcul_profile_variable_is_named(monkeypatch):
     monkeypatch.setenv("TCUL_PROFILE", "clasroom")
     with pytest.raises(TCULError, match="environment variable TCUL_PROFILE='clasroom'"):
