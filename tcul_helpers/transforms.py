@@ -16,6 +16,8 @@ the GPU. Random erasing then writes the mean pixel, which normalises to 0 up to 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torchvision.transforms import v2
 
@@ -77,9 +79,18 @@ def build_transforms(cfg: Config, train: bool, normalize: bool = True) -> v2.Com
 def normalize_batch(images: torch.Tensor) -> torch.Tensor:
     """A uint8 batch ``N x 3 x H x W`` (on its device) as :func:`build_transforms` would have
     normalised it on the CPU: float32, ``(x / 255 - mean) / std``; the memory format is kept."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255
+    mean, std = _mean_std_255(images.device)
     return (images.float() - mean) / std
+
+
+@functools.cache
+def _mean_std_255(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ImageNet mean and std in pixel units, made once per device: building them from
+    Python lists on every batch was a blocking host-to-GPU copy in the hot loop."""
+    def per_channel(values: tuple[float, ...]) -> torch.Tensor:
+        return (torch.tensor(values) * 255).view(1, 3, 1, 1).to(device)
+
+    return per_channel(IMAGENET_MEAN), per_channel(IMAGENET_STD)
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:
