@@ -35,7 +35,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tcul_helpers.clustering import assign_clusters, kmeans, update_centers  # noqa: E402
+from tcul_helpers.clustering import assign_clusters, update_centers  # noqa: E402
+from tcul_helpers.kmeans import kmeans  # noqa: E402
 from tcul_helpers.selection import select_temporal  # noqa: E402
 
 

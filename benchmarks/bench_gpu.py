@@ -41,11 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import sync, time_train_steps  # noqa: E402
 
 from tcul_helpers.algorithm import TRACE, prepare_features, select  # noqa: E402
-from tcul_helpers.clustering import assign_clusters, kmeans_init, update_centers  # noqa: E402
+from tcul_helpers.clustering import assign_clusters, update_centers  # noqa: E402
 from tcul_helpers.config import get_config  # noqa: E402
 from tcul_helpers.device import seed_everything  # noqa: E402
 from tcul_helpers.evaluation import evaluate_model  # noqa: E402
 from tcul_helpers.features import extract_features  # noqa: E402
+from tcul_helpers.kmeans import kmeans_init  # noqa: E402
 from tcul_helpers.models import build_model, model_to_device  # noqa: E402
 from tcul_helpers.pipeline import ensure_world  # noqa: E402
 from tcul_helpers.training import finetune, train_source  # noqa: E402

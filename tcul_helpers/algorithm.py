@@ -3,7 +3,7 @@
 ::
 
     Train f_theta0 on S                         (tcul_helpers.training.train_source)
-    k-means: initialise {c_k}                   (clustering.kmeans_init)      step 2
+    k-means: initialise {c_k}                   (kmeans.kmeans_init)          step 2
     for iter = 1..N_iter:
         z_i = f_theta_{iter-1}(x_i)             (features.extract_features)   step a
         l_i = argmax_k sim(z_i, c_k)            (clustering.assign_clusters)  Eq. 1-2
@@ -53,7 +53,7 @@ import torch
 
 from . import distributed
 from .atomic_files import WriteError, check_writable, write_json, write_npz
-from .clustering import assign_clusters, kmeans_init, kmeans_recluster, update_centers
+from .clustering import assign_clusters, update_centers
 from .config import Config, deciding_settings, fingerprint
 from .device import resolve_device
 from .errors import TCULError
@@ -61,6 +61,7 @@ from .evaluation import evaluate_model
 from .features import extract_features
 from .folder_lock import folder_lock
 from .image_dataset import ImageCache, resolve_cache
+from .kmeans import kmeans_init, kmeans_recluster
 from .metrics import camera_pair_scores, clustering_scores, pairwise_precision, pairwise_recall
 from .models import ReidNet, load_checkpoint, model_to_device, save_checkpoint
 from .records import ReidDataset

@@ -25,14 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .clustering import (
-    _check_centers,
-    _check_features,
-    _check_labels,
-    _is_number,
-    _own_similarity,
-    _to_numpy,
-)
+from .array_checks import check_centers, check_features, check_labels, is_number, to_numpy
+from .clustering import similarity_to_own_center
 from .errors import TCULError
 
 SELECTIONS = ("temporal", "similarity", "none")
@@ -79,7 +73,7 @@ class TemporalSelection:
 def _check_camids(camids: Any, n: int) -> np.ndarray:
     if camids is None:
         raise TCULError("camids are missing: pass the camera id of every image (record.camid)")
-    arr = _to_numpy(camids)
+    arr = to_numpy(camids, "camids")
     if arr.ndim != 1 or len(arr) != n:
         raise TCULError(
             f"camids have shape {tuple(arr.shape)} but features have {n} rows: pass one "
@@ -98,7 +92,7 @@ def _check_frames(frames: Any, n: int) -> np.ndarray:
     """Frame ids as int64 (or float64 when fractional), or TCULError."""
     if frames is None:
         raise TCULError(f"frame ids are missing: {_NO_FRAMES}")
-    arr = _to_numpy(frames)
+    arr = to_numpy(frames, "frames")
     if arr.ndim != 1 or len(arr) != n:
         raise TCULError(
             f"frames have shape {tuple(arr.shape)} but features have {n} rows: pass one frame "
@@ -127,7 +121,7 @@ def _check_frames(frames: Any, n: int) -> np.ndarray:
 
 
 def _check_lambda_fr(lambda_fr: Any) -> float:
-    if not _is_number(lambda_fr) or lambda_fr < 0:
+    if not is_number(lambda_fr) or lambda_fr < 0:
         raise TCULError(
             f"lambda_fr must be a number >= 0, got {lambda_fr!r}: use a frame window such as "
             "100 (the paper's value)"
@@ -136,9 +130,9 @@ def _check_lambda_fr(lambda_fr: Any) -> float:
 
 
 def _check_inputs(features: Any, labels: Any, centers: Any):
-    x = _check_features(features)
-    c = _check_centers(centers, x.shape[1])
-    lab = _check_labels(labels, x.shape[0], c.shape[0])
+    x = check_features(features)
+    c = check_centers(centers, x.shape[1])
+    lab = check_labels(labels, x.shape[0], c.shape[0])
     return x, lab, c
 
 
@@ -165,7 +159,7 @@ def temporal_anchors(
     fr = _check_frames(frames, n)
     lam = _check_lambda_fr(lambda_fr)
 
-    sim = _own_similarity(x, lab, c)
+    sim = similarity_to_own_center(x, lab, c)
     _, cam_idx = np.unique(cams, return_inverse=True)
     key = cam_idx.reshape(-1).astype(np.int64) * c.shape[0] + lab  # (camera j, cluster k)
     _, group = np.unique(key, return_inverse=True)
@@ -206,15 +200,15 @@ def select_by_similarity(
 ) -> np.ndarray:
     """SUL / PUL: ``(N,)`` bool, keep ``x_i`` iff ``sim(f(x_i), c_{l_i}) > threshold``
     (cosine similarity of Eq. 1 to its own centre; strict ``>`` as PUL's code)."""
-    if not _is_number(threshold):
+    if not is_number(threshold):
         raise TCULError(f"threshold must be a finite number, got {threshold!r}: e.g. 0.85")
     x, lab, c = _check_inputs(features, labels, centers)
-    return _own_similarity(x, lab, c) > threshold
+    return similarity_to_own_center(x, lab, c) > threshold
 
 
 def select_all(labels: Any) -> np.ndarray:
     """No selection (``selection=none``): every image is kept. ``(N,)`` bool of True."""
-    arr = _to_numpy(labels)
+    arr = to_numpy(labels, "labels")
     if arr.ndim != 1:
         raise TCULError(
             f"labels must be a 1-D array (one per image), got shape {tuple(arr.shape)}: flatten it"
@@ -240,6 +234,6 @@ def select_reliable(
     if method == "similarity":
         return select_by_similarity(features, labels, centers, threshold)
     if method == "none":
-        _check_labels(labels, len(_to_numpy(labels)))
+        check_labels(labels, len(to_numpy(labels, "labels")))
         return select_all(labels)
     raise TCULError(f"unknown selection {method!r}: use one of {', '.join(SELECTIONS)}")

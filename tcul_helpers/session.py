@@ -209,7 +209,8 @@ class LabSession:
     def initial_clustering(self) -> dict[str, np.ndarray]:
         """The state at the start of iteration 1: source features, k-means centres (step 2)
         and the Eq. 1-2 labels, as :func:`tcul_helpers.algorithm.adapt` computes them."""
-        from .clustering import assign_clusters, kmeans_init
+        from .clustering import assign_clusters
+        from .kmeans import kmeans_init
 
         z = self.features()
         centers = kmeans_init(z, self.cfg.n_clusters, self.cfg.seed,

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from sklearn.metrics import silhouette_score
 
-from tcul_helpers.clustering import assign_clusters, kmeans_init, update_centers
+from tcul_helpers.clustering import assign_clusters, update_centers
 from tcul_helpers.data import parse_market_name
+from tcul_helpers.kmeans import kmeans_init
 from tcul_helpers.losses import batch_hard_triplet_loss
 from tcul_helpers.metrics import cluster_purity, clustering_scores, pairwise_precision
 from tcul_helpers.models import build_model

@@ -103,7 +103,8 @@ def live_sweeps(features: np.ndarray, camids: Sequence[int], frames: Sequence[in
     ``k``, for each of ``lambdas`` the images Eq. 3 keeps (count, pairwise precision,
     kept-pair recall). No network is trained: this is what each knob does to the
     pseudo-labels fine-tuning starts from, not the final mAP of Fig. 4."""
-    from ..clustering import assign_clusters, kmeans_init
+    from ..clustering import assign_clusters
+    from ..kmeans import kmeans_init
     from ..metrics import clustering_scores, kept_pair_recall, pairwise_precision, pairwise_recall
     from ..selection import temporal_anchors
 
