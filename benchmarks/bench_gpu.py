@@ -40,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import sync, time_train_steps  # noqa: E402
 
-from tcul_helpers.algorithm import TRACE, prepare_features, select  # noqa: E402
+from tcul_helpers.algorithm import prepare_features  # noqa: E402
 from tcul_helpers.clustering import assign_clusters, update_centers  # noqa: E402
 from tcul_helpers.config import get_config  # noqa: E402
 from tcul_helpers.device import seed_everything  # noqa: E402
@@ -49,6 +49,8 @@ from tcul_helpers.features import extract_features  # noqa: E402
 from tcul_helpers.kmeans import kmeans_init  # noqa: E402
 from tcul_helpers.models import build_model, model_to_device  # noqa: E402
 from tcul_helpers.pipeline import ensure_world  # noqa: E402
+from tcul_helpers.run_store import TRACE  # noqa: E402
+from tcul_helpers.selection import select_reliable  # noqa: E402
 from tcul_helpers.training import finetune, train_source  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +159,9 @@ def bench_iteration(args, home, device, state) -> None:
 
     def assign_and_select():
         lab = assign_clusters(z, centers)
-        return lab, select(cfg, z, lab, centers, camids, frames)
+        return lab, select_reliable(cfg.selection, z, lab, centers, camids=camids,
+                                    frames=frames, lambda_fr=cfg.lambda_fr,
+                                    threshold=cfg.sim_threshold)
 
     (labels, kept), stages["(b)-(c) Eq. 1-3"] = _timed(device, assign_and_select)
     idx = np.flatnonzero(kept)

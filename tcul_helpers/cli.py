@@ -331,9 +331,9 @@ def _check_output(cfg: Config, args: argparse.Namespace) -> None:
 
 def _check_output_here(cfg: Config, args: argparse.Namespace) -> None:
     """:func:`_check_output` in this process."""
-    from .algorithm import HISTORY
     from .atomic_files import check_writable
     from .models import checkpoint_bytes
+    from .run_store import HISTORY
 
     folder = args.out if args.out is not None else args.runs
     try:
@@ -456,7 +456,7 @@ def _history_table(history: list[dict], baseline: dict) -> str:
 def cmd_adapt(args: argparse.Namespace) -> int:
     """Algorithm 1 for one variant; prints the per-iteration table."""
     from . import pipeline
-    from .algorithm import HISTORY
+    from .run_store import HISTORY
 
     extra = {} if args.iterations is None else {"n_iter": args.iterations}
     cfg = build_config(args, variant=args.variant, **extra)

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from . import distributed, pipeline
-from .algorithm import STATE, camera_pair_history, load_history, run_complete
 from .atomic_files import write_json
 from .clustering import assign_clusters
 from .config import STARTS, Config, fingerprint, get_config, start_of
@@ -32,6 +31,7 @@ from .evaluation import evaluate_model
 from .formatting import number
 from .models import model_to_device
 from .report import write_report
+from .run_store import STATE, camera_pair_history, load_history, run_complete
 from .sweeps import default_dir, load_sweeps
 
 METHODS = ("tcul", "sul", "pul")
@@ -83,7 +83,7 @@ def _clear(out: Path, source_dir: Path) -> None:
 
 def _run_complete(run_dir: Path, run_cfg: Config, target) -> bool:
     """True when ``run_dir`` holds a finished run of ``run_cfg`` on ``target``
-    (:func:`tcul_helpers.algorithm.run_complete`; a run of an older kit is not reused)."""
+    (:func:`tcul_helpers.run_store.run_complete`; a run of an older kit is not reused)."""
     return run_complete(run_dir, run_cfg, target)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import distributed
-from .algorithm import AdaptResult, adapt, run_data_matches, run_settings_match
+from .algorithm import AdaptResult, adapt
 from .atomic_files import write_json
 from .config import (
     VARIANTS,
@@ -37,6 +37,7 @@ from .device import resolve_device
 from .folder_lock import folder_lock
 from .models import ReidNet, load_checkpoint, save_checkpoint
 from .records import ReidDataset
+from .run_store import run_data_matches, run_settings_match
 from .synthetic import make_world, world_request
 from .training import train_source
 

@@ -31,7 +31,8 @@ from .errors import TCULError
 
 SELECTIONS = ("temporal", "similarity", "none")
 
-_NO_FRAMES = "this dataset has no frame ids (e.g. MSMT17): use selection=similarity"
+#: Why Eq. 3 cannot run on a dataset without frame ids, and the fix.
+NO_FRAMES = "this dataset has no frame ids (e.g. MSMT17): use selection=similarity"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _check_camids(camids: Any, n: int) -> np.ndarray:
 def _check_frames(frames: Any, n: int) -> np.ndarray:
     """Frame ids as int64 (or float64 when fractional), or TCULError."""
     if frames is None:
-        raise TCULError(f"frame ids are missing: {_NO_FRAMES}")
+        raise TCULError(f"frame ids are missing: {NO_FRAMES}")
     arr = to_numpy(frames, "frames")
     if arr.ndim != 1 or len(arr) != n:
         raise TCULError(
@@ -101,7 +102,7 @@ def _check_frames(frames: Any, n: int) -> np.ndarray:
     if arr.dtype == object:
         missing = sum(v is None for v in arr.tolist())
         if missing:
-            raise TCULError(f"frame ids contain None ({missing} of {n} images): {_NO_FRAMES}")
+            raise TCULError(f"frame ids contain None ({missing} of {n} images): {NO_FRAMES}")
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
@@ -112,7 +113,7 @@ def _check_frames(frames: Any, n: int) -> np.ndarray:
         raise TCULError(f"frame ids must be numbers (got dtype {arr.dtype}): pass record.frame")
     nan = int(np.isnan(arr).sum())
     if nan:
-        raise TCULError(f"frame ids contain NaN ({nan} of {n} images): {_NO_FRAMES}")
+        raise TCULError(f"frame ids contain NaN ({nan} of {n} images): {NO_FRAMES}")
     if not np.isfinite(arr).all():
         raise TCULError("frame ids contain inf: pass the finite frame number of every image")
     if np.all(arr == np.round(arr)) and np.abs(arr).max(initial=0) < 2**62:

@@ -183,7 +183,7 @@ class LabSession:
 
     def history(self, variant: str = "tcul") -> dict:
         """``history.json`` of a variant's run (the run is computed if missing)."""
-        from .algorithm import load_history
+        from .run_store import load_history
 
         self.run(variant)
         return load_history(self.run_dir(variant))
@@ -191,7 +191,7 @@ class LabSession:
     def cached_history(self, variant: str = "tcul") -> dict | None:
         """``history.json`` of a *finished* run of ``variant`` in ``runs/``, or ``None`` when
         there is none (nothing is computed: e.g. to gather the seeds a class already ran)."""
-        from .algorithm import HISTORY, load_history
+        from .run_store import HISTORY, load_history
 
         path = self.run_dir(variant)
         if not (path / HISTORY).is_file():
@@ -201,7 +201,7 @@ class LabSession:
 
     def trace(self, variant: str = "tcul") -> dict[str, np.ndarray]:
         """``trace.npz`` of a variant's run: ``labels_t``, ``kept_t``, ``centers_t``."""
-        from .algorithm import load_trace
+        from .run_store import load_trace
 
         self.run(variant)
         return load_trace(self.run_dir(variant))

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from . import pipeline
-from .algorithm import camera_pair_history
 from .atomic_files import write_json
 from .config import Config, fingerprint
 from .errors import TCULError
 from .models import ReidNet
 from .records import ReidDataset
+from .run_store import camera_pair_history
 from .synthetic.presets import resolve_knobs
 
 SWEEPS = ("lambda_fr", "n_clusters", "crowd_density", "reappear_prob")

@@ -11,21 +11,23 @@ import pytest
 
 from tcul_helpers import pipeline
 from tcul_helpers.algorithm import (
-    CHECKPOINT,
     NonFiniteFeaturesError,
     TooFewSamplesWarning,
     adapt,
-    load_history,
-    load_trace,
     prepare_features,
-    run_data_matches,
-    run_settings_match,
 )
 from tcul_helpers.config import get_config
 from tcul_helpers.data import load_dataset
 from tcul_helpers.errors import TCULError
 from tcul_helpers.metrics import pairwise_precision
 from tcul_helpers.models import load_checkpoint
+from tcul_helpers.run_store import (
+    CHECKPOINT,
+    load_history,
+    load_trace,
+    run_data_matches,
+    run_settings_match,
+)
 from tcul_helpers.training import NonFiniteLossError
 
 HISTORY_KEYS = {"iteration", "n_reliable", "n_pseudo_ids", "seconds", "precision", "nmi",
@@ -194,6 +196,21 @@ def test_k_above_the_number_of_images_is_refused(world, tmp_path):
         adapt(model, target, cfg.replace(n_clusters=100000), tmp_path / "r", "cpu",
               progress=False)
     assert not (tmp_path / "r" / "history.json").exists()
+
+
+def test_temporal_selection_without_frame_ids_is_refused_before_any_work(world, tmp_path):
+    """A dataset without frame ids (MSMT17) cannot run Eq. 3: one line naming the fix, and
+    no run folder written; SUL's similarity selection runs on it."""
+    cfg, target, model = world
+    no_frames = dataclasses.replace(
+        target, train=[dataclasses.replace(r, frame=None) for r in target.train])
+    with pytest.raises(TCULError, match="needs frame ids.*selection=similarity") as err:
+        adapt(model, no_frames, cfg, tmp_path / "r", "cpu", progress=False)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "r").exists()
+    res = adapt(model, no_frames, cfg.replace(n_iter=1, selection="similarity"),
+                tmp_path / "sul", "cpu", progress=False, evaluate_each=False)
+    assert res.status == "complete" and len(res.history) == 1
 
 
 def test_negative_lambda_fr_is_refused(world):

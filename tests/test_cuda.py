@@ -65,8 +65,9 @@ def test_finetune_and_extract_on_cuda(gpu_setup):
 
 
 def test_two_iterations_of_adapt_on_cuda(gpu_setup):
-    from tcul_helpers.algorithm import adapt, load_history
+    from tcul_helpers.algorithm import adapt
     from tcul_helpers.models import build_model
+    from tcul_helpers.run_store import load_history
 
     cfg, _source, target, root = gpu_setup
     source_model = build_model("resnet50", 10, 2048)

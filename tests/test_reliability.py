@@ -1,7 +1,7 @@
 """Files under hostile conditions (issue 11): a kill at every write boundary of an iteration,
 two writers in one folder, a damaged state file. Smoke profile.
 
-A kill is injected with the test hook ``algorithm._COMMIT_HOOK``, called between the write
+A kill is injected with the test hook ``run_store._COMMIT_HOOK``, called between the write
 steps of an iteration's commit: it raises :class:`Killed`, a BaseException that no code of
 the kit catches, so the files on disk are exactly what a SIGKILL at that instant leaves.
 Kills *inside* one file's write are covered by the atomic writer's own tests.
@@ -23,12 +23,13 @@ import numpy as np
 import pytest
 import torch
 
-from tcul_helpers import algorithm, cli, pipeline
-from tcul_helpers.algorithm import CHECKPOINT, PENDING, STATE, TRACE, adapt, load_history
+from tcul_helpers import cli, pipeline, run_store
+from tcul_helpers.algorithm import adapt
 from tcul_helpers.atomic_files import atomic_writer, write_json, write_npz
 from tcul_helpers.config import get_config
 from tcul_helpers.errors import TCULError
 from tcul_helpers.folder_lock import FolderBusyError, folder_lock
+from tcul_helpers.run_store import CHECKPOINT, PENDING, STATE, TRACE, load_history
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,14 +87,14 @@ def test_a_kill_at_any_commit_boundary_resumes_to_the_unbroken_run(world, tmp_pa
         if (at, it) == (step, iteration):
             raise Killed(at)
 
-    monkeypatch.setattr(algorithm, "_COMMIT_HOOK", kill)
+    monkeypatch.setattr(run_store, "_COMMIT_HOOK", kill)
     with pytest.raises(Killed):
         adapt(model, target, cfg, run_dir, "cpu", progress=False)
     history = run_dir / "history.json"
     recorded = len(load_history(run_dir)["iterations"]) if history.exists() else 0
     # before the commit point the history still names iteration k-1, after it k
     assert recorded == (iteration if step != "staged" else max(iteration - 1, 0))
-    monkeypatch.setattr(algorithm, "_COMMIT_HOOK", lambda at, it: None)
+    monkeypatch.setattr(run_store, "_COMMIT_HOOK", lambda at, it: None)
     res = adapt(model, target, cfg, run_dir, "cpu", progress=False)
     assert res.status == "complete"
     _same_run(whole, run_dir)
@@ -105,7 +106,7 @@ def test_a_checkpoint_that_does_not_match_the_history_is_refused(world, tmp_path
     adapt(model, target, cfg, run_dir, "cpu", progress=False, stop_after=1)
     with np.load(run_dir / STATE) as f:  # a state of another iteration, put there by hand
         arrays = {k: f[k] for k in f.files}
-    write_npz(run_dir / STATE, **{**arrays, algorithm.STAMP: np.int64(2)})
+    write_npz(run_dir / STATE, **{**arrays, run_store.STAMP: np.int64(2)})
     with pytest.raises(TCULError, match=r"holds iteration 2 but history.json records 1.*--fresh"):
         adapt(model, target, cfg, run_dir, "cpu", progress=False)
     assert len(load_history(run_dir)["iterations"]) == 1  # nothing computed was lost
@@ -341,8 +342,8 @@ def test_one_fingerprint_and_one_atomic_writer():
     fps = [p.name for p, s in sources.items() if "def fingerprint(" in s]
     assert fps == ["config.py"]
     tmp_writers = [p.name for p, s in sources.items()
-                   if "os.replace(" in s and p.name not in ("atomic_files.py", "algorithm.py")]
-    assert tmp_writers == []  # algorithm.py only promotes already-written pending files
+                   if "os.replace(" in s and p.name not in ("atomic_files.py", "run_store.py")]
+    assert tmp_writers == []  # run_store.py only promotes already-written pending files
     for name in ("SOURCE_KEYS", "_comparable", "_IGNORED"):
         assert not any(name in s for s in sources.values()), name
 
