@@ -68,20 +68,81 @@ def _dark(c: Color, f: float = 0.7) -> Color:
 
 
 # ----------------------------------------------------------------------------- a person
-def draw_person(
-    dr: ImageDraw.ImageDraw,
-    app: Appearance,
-    view: int,
-    fx: float,
-    fy: float,
-    H: float,
-    phase: float,
-) -> None:
-    """Draw one walking person, feet at (fx, fy), ``H`` pixels tall, seen from ``view``.
+Point = tuple[float, float]
+Limb = tuple[Point, Point]  # (shoulder or hip, hand or ankle)
 
-    ``view``: 0 front (face, logo, backpack straps), 1 back (hair, backpack, no logo),
-    2 / 3 walking left / right (profile: one arm and leg in front, backpack behind).
-    """
+
+@dataclass(slots=True)
+class _Figure:
+    """One person at its size and pose: where the parts of its body are, in canvas pixels
+    (``H``: its height; ``ys`` / ``yw`` / ``yl`` / ``hem``: shoulders, waist, legs' start
+    and the top's hem; ``sw`` / ``hw``: half widths at shoulders and hips)."""
+
+    app: Appearance
+    view: int
+    fx: float
+    fy: float
+    H: float
+    side: bool
+    direction: float  # -1 walking left, +1 otherwise
+    ys: float
+    yw: float
+    yl: float
+    hem: float
+    sw: float
+    hw: float
+    lw: int  # leg width
+    aw: int  # arm width
+    pat_w: int  # width of the lines on the clothes
+    sleeve_col: Color
+    sleeve_frac: float  # how much of the arm the sleeve covers
+    head_cy: float
+    hr_x: float
+    head: list[float]
+    hair_box: list[float]
+    lean: float
+    legs: list[Limb]
+    arms: list[Limb]
+
+    def xl(self, y: float) -> float:
+        """Left edge of the top at height ``y`` (between shoulders and hem)."""
+        return self.fx - (self.sw + (self.hw - self.sw) * (y - self.ys) / (self.hem - self.ys))
+
+    def xr(self, y: float) -> float:
+        """Right edge of the top at height ``y``."""
+        return self.fx + (self.sw + (self.hw - self.sw) * (y - self.ys) / (self.hem - self.ys))
+
+
+def _limbs(fx: float, fy: float, H: float, b: float, ys: float, yl: float, sw: float,
+           side: bool, direction: float, phase: float) -> tuple[list[Limb], list[Limb]]:
+    """Legs and arms at walking ``phase``: in profile they swing back and forth, seen from
+    the front or back the feet lift and the hands swing a little."""
+    if side:
+        leg_ang = [0.42 * math.sin(phase + k * math.pi) for k in (0, 1)]
+        legs = [((fx, yl), (fx + direction * math.sin(a) * 0.5 * H, yl + math.cos(a) * 0.5 * H))
+                for a in leg_ang]
+        arm_ang = [-0.55 * math.sin(phase + k * math.pi) for k in (0, 1)]
+        sh = (fx, ys + 0.03 * H)
+        arms = [(sh, (fx + direction * math.sin(a) * 0.34 * H, sh[1] + math.cos(a) * 0.34 * H))
+                for a in arm_ang]
+        return legs, arms
+    legs = []
+    for k, sgn in enumerate((-1.0, 1.0)):
+        lift = 0.03 * H * max(0.0, math.sin(phase + k * math.pi))
+        x = fx + sgn * 0.048 * H * b
+        legs.append(((x, yl), (x + sgn * 0.006 * H, fy - lift)))
+    arms = []
+    for k, sgn in enumerate((-1.0, 1.0)):
+        swing = math.sin(phase + k * math.pi)
+        sh = (fx + sgn * (sw - 0.02 * H), ys + 0.025 * H)
+        hand = (sh[0] + sgn * 0.03 * H, sh[1] + (0.33 - 0.03 * abs(swing)) * H)
+        arms.append((sh, hand))
+    return legs, arms
+
+
+def _figure(app: Appearance, view: int, fx: float, fy: float, H: float,
+            phase: float) -> _Figure:
+    """The body's proportions (the person's height and build, the top's cut) and pose."""
     H = H * app.height
     b = app.build * BODY_GIRTH
     top = fy - H
@@ -95,216 +156,283 @@ def draw_person(
     hw = (0.07 if side else 0.095) * H * b
     lw = max(2, int(0.066 * H * b))
     aw = max(2, int(0.05 * H * b))
-    upper, upper2 = app.upper, app.upper2
-    sleeve_col = upper2 if app.pattern == "twotone" else upper
+    sleeve_col = app.upper2 if app.pattern == "twotone" else app.upper
     sleeve_frac = 0.35 if app.upper_type == "tshirt" else 1.0
-
-    # shadow on the floor
-    dr.ellipse([fx - 0.14 * H, fy - 0.02 * H, fx + 0.14 * H, fy + 0.025 * H], fill=(0, 0, 0, 70))
-
-    # limb geometry
-    if side:
-        leg_ang = [0.42 * math.sin(phase + k * math.pi) for k in (0, 1)]
-        legs = [((fx, yl), (fx + direction * math.sin(a) * 0.5 * H, yl + math.cos(a) * 0.5 * H))
-                for a in leg_ang]
-        arm_ang = [-0.55 * math.sin(phase + k * math.pi) for k in (0, 1)]
-        sh = (fx, ys + 0.03 * H)
-        arms = [(sh, (fx + direction * math.sin(a) * 0.34 * H, sh[1] + math.cos(a) * 0.34 * H))
-                for a in arm_ang]
-    else:
-        legs = []
-        for k, sgn in enumerate((-1.0, 1.0)):
-            lift = 0.03 * H * max(0.0, math.sin(phase + k * math.pi))
-            x = fx + sgn * 0.048 * H * b
-            legs.append(((x, yl), (x + sgn * 0.006 * H, fy - lift)))
-        arms = []
-        for k, sgn in enumerate((-1.0, 1.0)):
-            swing = math.sin(phase + k * math.pi)
-            sh = (fx + sgn * (sw - 0.02 * H), ys + 0.025 * H)
-            hand = (sh[0] + sgn * 0.03 * H, sh[1] + (0.33 - 0.03 * abs(swing)) * H)
-            arms.append((sh, hand))
-
-    def draw_leg(leg, shade: float = 1.0) -> None:
-        (hx, hy), (ax, ay) = leg
-        skin, low = _dark(app.skin, shade), _dark(app.lower, shade)
-        if app.lower_type == "trousers":
-            dr.line([hx, hy, ax, ay], fill=low, width=lw)
-        else:
-            dr.line([hx, hy, ax, ay], fill=skin, width=max(2, int(lw * 0.8)))
-            if app.lower_type == "shorts":
-                f = 0.42
-                dr.line([hx, hy, hx + (ax - hx) * f, hy + (ay - hy) * f], fill=low, width=lw + 1)
-        shoe = _dark(app.shoes, shade)
-        if side:
-            dr.ellipse([ax - 0.03 * H + direction * 0.02 * H, ay - 0.025 * H,
-                        ax + 0.03 * H + direction * 0.02 * H, ay + 0.006 * H], fill=shoe)
-        else:
-            dr.ellipse([ax - 0.03 * H, ay - 0.026 * H, ax + 0.03 * H, ay + 0.006 * H], fill=shoe)
-
-    def draw_arm(arm, shade: float = 1.0) -> None:
-        (sx, sy), (hx, hy) = arm
-        mx, my = sx + (hx - sx) * sleeve_frac, sy + (hy - sy) * sleeve_frac
-        if sleeve_frac < 1.0:
-            dr.line([sx, sy, hx, hy], fill=_dark(app.skin, shade), width=max(2, int(aw * 0.85)))
-        dr.line([sx, sy, mx, my], fill=_dark(sleeve_col, shade), width=aw + 1)
-        r = 0.022 * H
-        dr.ellipse([hx - r, hy - r, hx + r, hy + r], fill=_dark(app.skin, shade))
-
-    def backpack(x0: float, x1: float) -> None:
-        dr.rounded_rectangle([x0, ys + 0.01 * H, x1, ys + 0.27 * H], radius=0.04 * H,
-                             fill=app.bag_color, outline=_dark(app.bag_color, 0.6))
-        dr.rectangle([x0 + 0.2 * (x1 - x0), ys + 0.16 * H, x1 - 0.2 * (x1 - x0), ys + 0.24 * H],
-                     outline=_dark(app.bag_color, 0.6), width=max(1, int(0.006 * H)))
-
+    legs, arms = _limbs(fx, fy, H, b, ys, yl, sw, side, direction, phase)
     head_cy = top + 0.068 * H
     hr_y = 0.068 * H
     hr_x = (0.056 if side else 0.05) * H
     head = [fx - hr_x, head_cy - hr_y, fx + hr_x, head_cy + hr_y]
-
-    # ---- behind the body
-    if side:
-        draw_leg(legs[0], 0.75)
-        draw_arm(arms[0], 0.75)
-        if app.bag == "backpack":
-            back = fx - direction * sw
-            backpack(min(back, back - direction * 0.1 * H), max(back, back - direction * 0.1 * H))
-        if app.hair_style == "long":
-            hx = fx - direction * 0.02 * H
-            dr.rectangle([hx - 0.045 * H, head_cy, hx + 0.045 * H, ys + 0.1 * H], fill=app.hair)
-    else:
-        if app.hair_style == "long" and view == 0:
-            dr.rectangle([fx - hr_x * 1.05, head_cy, fx + hr_x * 1.05, ys + 0.07 * H],
-                         fill=app.hair)
-        for leg in legs:
-            draw_leg(leg)
-
-    # ---- torso and clothes
-    def xl(y: float) -> float:
-        return fx - (sw + (hw - sw) * (y - ys) / (hem - ys))
-
-    def xr(y: float) -> float:
-        return fx + (sw + (hw - sw) * (y - ys) / (hem - ys))
-
+    hair_box = [head[0] - 0.006 * H, head[1] - 0.008 * H, head[2] + 0.006 * H, head[3]]
     lean = direction * 0.015 * H if side else 0.0
-    torso = [(xl(ys) + lean, ys), (xr(ys) + lean, ys), (xr(hem), hem), (xl(hem), hem)]
-    if app.lower_type == "skirt":
-        dr.polygon([(fx - hw, yw), (fx + hw, yw), (fx + hw * 1.6, yl + 0.19 * H),
-                    (fx - hw * 1.6, yl + 0.19 * H)], fill=app.lower)
+    return _Figure(app, view, fx, fy, H, side, direction, ys, yw, yl, hem, sw, hw, lw, aw,
+                   max(1, int(0.018 * H)), sleeve_col, sleeve_frac, head_cy, hr_x, head,
+                   hair_box, lean, legs, arms)
+
+
+def _draw_leg(dr: ImageDraw.ImageDraw, p: _Figure, leg: Limb, shade: float = 1.0) -> None:
+    """One leg: trousers, or bare skin under shorts or a skirt, and its shoe."""
+    app, H = p.app, p.H
+    (hx, hy), (ax, ay) = leg
+    skin, low = _dark(app.skin, shade), _dark(app.lower, shade)
+    if app.lower_type == "trousers":
+        dr.line([hx, hy, ax, ay], fill=low, width=p.lw)
     else:
-        dr.polygon([(fx - hw, yw), (fx + hw, yw), (fx + hw, yl + 0.03 * H),
-                    (fx - hw, yl + 0.03 * H)], fill=app.lower)
-    dr.polygon(torso, fill=upper)
-    r = 0.035 * H
-    for x in (xl(ys) + r * 0.8 + lean, xr(ys) - r * 0.8 + lean):
-        dr.ellipse([x - r, ys - 0.012 * H, x + r, ys + 2 * r - 0.012 * H], fill=upper)
-    pat_w = max(1, int(0.018 * H))
+        dr.line([hx, hy, ax, ay], fill=skin, width=max(2, int(p.lw * 0.8)))
+        if app.lower_type == "shorts":
+            f = 0.42
+            dr.line([hx, hy, hx + (ax - hx) * f, hy + (ay - hy) * f], fill=low, width=p.lw + 1)
+    shoe = _dark(app.shoes, shade)
+    if p.side:
+        dr.ellipse([ax - 0.03 * H + p.direction * 0.02 * H, ay - 0.025 * H,
+                    ax + 0.03 * H + p.direction * 0.02 * H, ay + 0.006 * H], fill=shoe)
+    else:
+        dr.ellipse([ax - 0.03 * H, ay - 0.026 * H, ax + 0.03 * H, ay + 0.006 * H], fill=shoe)
+
+
+def _draw_arm(dr: ImageDraw.ImageDraw, p: _Figure, arm: Limb, shade: float = 1.0) -> None:
+    """One arm: bare skin below a short sleeve, the sleeve, the hand."""
+    app = p.app
+    (sx, sy), (hx, hy) = arm
+    mx, my = sx + (hx - sx) * p.sleeve_frac, sy + (hy - sy) * p.sleeve_frac
+    if p.sleeve_frac < 1.0:
+        dr.line([sx, sy, hx, hy], fill=_dark(app.skin, shade), width=max(2, int(p.aw * 0.85)))
+    dr.line([sx, sy, mx, my], fill=_dark(p.sleeve_col, shade), width=p.aw + 1)
+    r = 0.022 * p.H
+    dr.ellipse([hx - r, hy - r, hx + r, hy + r], fill=_dark(app.skin, shade))
+
+
+def _draw_backpack(dr: ImageDraw.ImageDraw, p: _Figure, x0: float, x1: float) -> None:
+    """A backpack between ``x0`` and ``x1``, with its front pocket."""
+    app, H, ys = p.app, p.H, p.ys
+    dr.rounded_rectangle([x0, ys + 0.01 * H, x1, ys + 0.27 * H], radius=0.04 * H,
+                         fill=app.bag_color, outline=_dark(app.bag_color, 0.6))
+    dr.rectangle([x0 + 0.2 * (x1 - x0), ys + 0.16 * H, x1 - 0.2 * (x1 - x0), ys + 0.24 * H],
+                 outline=_dark(app.bag_color, 0.6), width=max(1, int(0.006 * H)))
+
+
+def _draw_behind(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """What the torso hides part of: in profile the far leg and arm (in shade), the
+    backpack and long hair; from the front long hair; from the front or back both legs."""
+    app, H, fx = p.app, p.H, p.fx
+    if p.side:
+        _draw_leg(dr, p, p.legs[0], 0.75)
+        _draw_arm(dr, p, p.arms[0], 0.75)
+        if app.bag == "backpack":
+            back = fx - p.direction * p.sw
+            _draw_backpack(dr, p, min(back, back - p.direction * 0.1 * H),
+                           max(back, back - p.direction * 0.1 * H))
+        if app.hair_style == "long":
+            hx = fx - p.direction * 0.02 * H
+            dr.rectangle([hx - 0.045 * H, p.head_cy, hx + 0.045 * H, p.ys + 0.1 * H],
+                         fill=app.hair)
+        return
+    if app.hair_style == "long" and p.view == 0:
+        dr.rectangle([fx - p.hr_x * 1.05, p.head_cy, fx + p.hr_x * 1.05, p.ys + 0.07 * H],
+                     fill=app.hair)
+    for leg in p.legs:
+        _draw_leg(dr, p, leg)
+
+
+def _draw_waist(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """The top of the trousers, shorts or skirt (a skirt flares down over the legs)."""
+    app, H, fx, hw = p.app, p.H, p.fx, p.hw
+    if app.lower_type == "skirt":
+        dr.polygon([(fx - hw, p.yw), (fx + hw, p.yw), (fx + hw * 1.6, p.yl + 0.19 * H),
+                    (fx - hw * 1.6, p.yl + 0.19 * H)], fill=app.lower)
+    else:
+        dr.polygon([(fx - hw, p.yw), (fx + hw, p.yw), (fx + hw, p.yl + 0.03 * H),
+                    (fx - hw, p.yl + 0.03 * H)], fill=app.lower)
+
+
+def _draw_pattern(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """The top's pattern: stripes, checks (stripes crossed by lines) or a two-tone yoke."""
+    app, H, ys, hem, lean = p.app, p.H, p.ys, p.hem, p.lean
+    xl, xr = p.xl, p.xr
     if app.pattern in ("stripes", "checked"):
         alpha = 255 if app.pattern == "stripes" else 150
         y = ys + 0.03 * H
         while y < hem - 0.01 * H:
             y2 = y + 0.02 * H
             dr.polygon([(xl(y) + lean, y), (xr(y) + lean, y), (xr(y2), y2), (xl(y2), y2)],
-                       fill=upper2 + (alpha,))
+                       fill=app.upper2 + (alpha,))
             y += 0.048 * H
         if app.pattern == "checked":
-            for f in _CHECK_LINES[side]:
+            for f in _CHECK_LINES[p.side]:
                 xa, xb = xl(ys) + f * (xr(ys) - xl(ys)), xl(hem) + f * (xr(hem) - xl(hem))
-                dr.line([xa + lean, ys, xb, hem], fill=upper2 + (150,), width=pat_w)
+                dr.line([xa + lean, ys, xb, hem], fill=app.upper2 + (150,), width=p.pat_w)
     elif app.pattern == "twotone":
         y2 = ys + 0.08 * H
         dr.polygon([(xl(ys) + lean, ys), (xr(ys) + lean, ys), (xr(y2), y2), (xl(y2), y2)],
-                   fill=upper2)
-    if view == 0 and app.upper_type == "jacket":
-        iw = 0.3 * sw
+                   fill=app.upper2)
+
+
+def _draw_front_of_top(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """Seen from the front: an open jacket over the inner top, and the logo."""
+    app, H, fx, ys, hem = p.app, p.H, p.fx, p.ys, p.hem
+    if app.upper_type == "jacket":
+        iw = 0.3 * p.sw
         dr.polygon([(fx - iw, ys + 0.01 * H), (fx + iw, ys + 0.01 * H), (fx + iw * 0.8, hem),
                     (fx - iw * 0.8, hem)], fill=app.inner)
-        dr.line([fx - iw, ys, fx - iw * 0.8, hem], fill=_dark(upper, 0.6), width=pat_w)
-        dr.line([fx + iw, ys, fx + iw * 0.8, hem], fill=_dark(upper, 0.6), width=pat_w)
-    if view == 0 and app.pattern == "logo":
+        dr.line([fx - iw, ys, fx - iw * 0.8, hem], fill=_dark(app.upper, 0.6), width=p.pat_w)
+        dr.line([fx + iw, ys, fx + iw * 0.8, hem], fill=_dark(app.upper, 0.6), width=p.pat_w)
+    if app.pattern == "logo":
         cy, rr = ys + 0.1 * H, 0.045 * H
         box = [fx - rr, cy - rr, fx + rr, cy + rr]
         if app.logo_shape == "circle":
-            dr.ellipse(box, fill=upper2)
+            dr.ellipse(box, fill=app.upper2)
         elif app.logo_shape == "square":
-            dr.rectangle(box, fill=upper2)
+            dr.rectangle(box, fill=app.upper2)
         else:
-            dr.polygon([(fx, cy - rr), (fx + rr, cy + rr), (fx - rr, cy + rr)], fill=upper2)
-    # hem line shading
-    dr.line([xl(hem), hem, xr(hem), hem], fill=_dark(upper, 0.75), width=pat_w)
+            dr.polygon([(fx, cy - rr), (fx + rr, cy + rr), (fx - rr, cy + rr)], fill=app.upper2)
 
-    # ---- bags on the body
+
+def _draw_top(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """The top: torso and shoulders, its pattern, its front, the shaded hem."""
+    H, ys, hem, lean = p.H, p.ys, p.hem, p.lean
+    xl, xr = p.xl, p.xr
+    upper = p.app.upper
+    dr.polygon([(xl(ys) + lean, ys), (xr(ys) + lean, ys), (xr(hem), hem), (xl(hem), hem)],
+               fill=upper)
+    r = 0.035 * H
+    for x in (xl(ys) + r * 0.8 + lean, xr(ys) - r * 0.8 + lean):
+        dr.ellipse([x - r, ys - 0.012 * H, x + r, ys + 2 * r - 0.012 * H], fill=upper)
+    _draw_pattern(dr, p)
+    if p.view == 0:
+        _draw_front_of_top(dr, p)
+    dr.line([xl(hem), hem, xr(hem), hem], fill=_dark(upper, 0.75), width=p.pat_w)
+
+
+def _draw_bags(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """Bags on the body: a backpack seen from the back (or its straps from the front), a
+    shoulder bag on its strap."""
+    app, H, fx, ys, sw = p.app, p.H, p.fx, p.ys, p.sw
     if app.bag == "backpack":
-        if view == 1:
-            backpack(fx - 0.8 * sw, fx + 0.8 * sw)
-        elif view == 0:
+        if p.view == 1:
+            _draw_backpack(dr, p, fx - 0.8 * sw, fx + 0.8 * sw)
+        elif p.view == 0:
             for sgn in (-1, 1):
                 dr.line([fx + sgn * 0.6 * sw, ys, fx + sgn * 0.55 * sw, ys + 0.2 * H],
                         fill=app.bag_color, width=max(2, int(0.022 * H)))
     if app.bag == "shoulder":
-        bs = app.bag_side if not side else -direction
-        dr.line([fx - bs * 0.6 * sw, ys, fx + bs * (hw + 0.02 * H), yw],
+        bs = app.bag_side if not p.side else -p.direction
+        dr.line([fx - bs * 0.6 * sw, ys, fx + bs * (p.hw + 0.02 * H), p.yw],
                 fill=_dark(app.bag_color, 0.8), width=max(1, int(0.012 * H)))
-        bx = fx + bs * (hw + 0.03 * H)
-        dr.rectangle([bx - 0.05 * H, yw - 0.03 * H, bx + 0.05 * H, yw + 0.06 * H],
+        bx = fx + bs * (p.hw + 0.03 * H)
+        dr.rectangle([bx - 0.05 * H, p.yw - 0.03 * H, bx + 0.05 * H, p.yw + 0.06 * H],
                      fill=app.bag_color, outline=_dark(app.bag_color, 0.6))
 
-    # ---- arms in front, neck, head
-    if side:
-        draw_leg(legs[1])
-        draw_arm(arms[1])
+
+def _draw_in_front(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """The limbs in front of the torso (the near leg and arm in profile, else both arms),
+    and a handbag in the hand on its side."""
+    if p.side:
+        _draw_leg(dr, p, p.legs[1])
+        _draw_arm(dr, p, p.arms[1])
     else:
-        for arm in arms:
-            draw_arm(arm)
+        for arm in p.arms:
+            _draw_arm(dr, p, arm)
+    app, H = p.app, p.H
     if app.bag == "handbag":
         k = 0 if app.bag_side < 0 else 1
-        hx, hy = arms[min(k, len(arms) - 1)][1]
+        hx, hy = p.arms[min(k, len(p.arms) - 1)][1]
         dr.rectangle([hx - 0.04 * H, hy, hx + 0.04 * H, hy + 0.07 * H], fill=app.bag_color,
                      outline=_dark(app.bag_color, 0.6))
-    dr.rectangle([fx - 0.022 * H, head_cy + 0.04 * H, fx + 0.022 * H, ys + 0.01 * H],
+
+
+def _draw_profile(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """A face in profile: nose, hair over the back of the head, one eye."""
+    app, H, head_cy = p.app, p.H, p.head_cy
+    nx = p.fx + p.direction * p.hr_x
+    dr.ellipse([nx - 0.012 * H, head_cy - 0.005 * H, nx + 0.012 * H, head_cy + 0.02 * H],
+               fill=app.skin)
+    if app.hair_style != "bald":
+        start = 90 if p.direction > 0 else -90
+        dr.pieslice(p.hair_box, start, start + 180, fill=app.hair)
+        dr.chord(p.hair_box, 180, 360, fill=app.hair)
+    ex = p.fx + p.direction * p.hr_x * 0.55
+    er = max(1.0, 0.008 * H)
+    dr.ellipse([ex - er, head_cy - er, ex + er, head_cy + er], fill=(30, 25, 25))
+
+
+def _draw_face(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """A face from the front: hair on top and at the temples, two eyes."""
+    app, H, head_cy, hair_box = p.app, p.H, p.head_cy, p.hair_box
+    if app.hair_style != "bald":
+        dr.chord(hair_box, 180, 360, fill=app.hair)
+        dr.rectangle([hair_box[0], head_cy - 0.01 * H, hair_box[0] + 0.014 * H,
+                      head_cy + 0.03 * H], fill=app.hair)
+        dr.rectangle([hair_box[2] - 0.014 * H, head_cy - 0.01 * H, hair_box[2],
+                      head_cy + 0.03 * H], fill=app.hair)
+    er = max(1.0, 0.008 * H)
+    for sgn in (-1, 1):
+        ex = p.fx + sgn * 0.021 * H
+        dr.ellipse([ex - er, head_cy + 0.004 * H - er, ex + er, head_cy + 0.004 * H + er],
+                   fill=(30, 25, 25))
+
+
+def _draw_head(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """Neck and head: the back of the head (hair, long hair down the back), a profile or
+    a face."""
+    app, H, fx, head_cy = p.app, p.H, p.fx, p.head_cy
+    dr.rectangle([fx - 0.022 * H, head_cy + 0.04 * H, fx + 0.022 * H, p.ys + 0.01 * H],
                  fill=_dark(app.skin, 0.9))
-    hair_box = [head[0] - 0.006 * H, head[1] - 0.008 * H, head[2] + 0.006 * H, head[3]]
-    if view == 1:  # back of the head
-        dr.ellipse(head, fill=app.skin if app.hair_style == "bald" else app.hair)
+    if p.view == 1:  # back of the head
+        dr.ellipse(p.head, fill=app.skin if app.hair_style == "bald" else app.hair)
         if app.hair_style == "long":
-            dr.rectangle([fx - hr_x * 1.05, head_cy, fx + hr_x * 1.05, ys + 0.12 * H],
+            dr.rectangle([fx - p.hr_x * 1.05, head_cy, fx + p.hr_x * 1.05, p.ys + 0.12 * H],
                          fill=app.hair)
+        return
+    dr.ellipse(p.head, fill=app.skin)
+    if p.side:
+        _draw_profile(dr, p)
     else:
-        dr.ellipse(head, fill=app.skin)
-        if side:
-            nx = fx + direction * hr_x
-            dr.ellipse([nx - 0.012 * H, head_cy - 0.005 * H, nx + 0.012 * H, head_cy + 0.02 * H],
-                       fill=app.skin)
-            if app.hair_style != "bald":
-                start = 90 if direction > 0 else -90
-                dr.pieslice(hair_box, start, start + 180, fill=app.hair)
-                dr.chord(hair_box, 180, 360, fill=app.hair)
-            ex = fx + direction * hr_x * 0.55
-            er = max(1.0, 0.008 * H)
-            dr.ellipse([ex - er, head_cy - er, ex + er, head_cy + er], fill=(30, 25, 25))
-        else:
-            if app.hair_style != "bald":
-                dr.chord(hair_box, 180, 360, fill=app.hair)
-                dr.rectangle([hair_box[0], head_cy - 0.01 * H, hair_box[0] + 0.014 * H,
-                              head_cy + 0.03 * H], fill=app.hair)
-                dr.rectangle([hair_box[2] - 0.014 * H, head_cy - 0.01 * H, hair_box[2],
-                              head_cy + 0.03 * H], fill=app.hair)
-            er = max(1.0, 0.008 * H)
-            for sgn in (-1, 1):
-                ex = fx + sgn * 0.021 * H
-                dr.ellipse([ex - er, head_cy + 0.004 * H - er, ex + er, head_cy + 0.004 * H + er],
-                           fill=(30, 25, 25))
+        _draw_face(dr, p)
+
+
+def _draw_headwear(dr: ImageDraw.ImageDraw, p: _Figure) -> None:
+    """On top of the head: a bun, a cap with its peak (not seen from the back)."""
+    app, H, fx, hr_x, head, hair_box = p.app, p.H, p.fx, p.hr_x, p.head, p.hair_box
     if app.hair_style == "bun":
         r = 0.03 * H
-        bx = fx - direction * hr_x * 0.8 if side else fx
+        bx = fx - p.direction * hr_x * 0.8 if p.side else fx
         dr.ellipse([bx - r, head[1] - r * 0.9, bx + r, head[1] + r * 1.1], fill=app.hair)
     if app.cap is not None:
         dr.chord([hair_box[0], hair_box[1] - 0.004 * H, hair_box[2], hair_box[3]], 180, 360,
                  fill=app.cap)
-        if view != 1:
-            bx0 = fx if side else fx - hr_x
-            bx1 = fx + direction * hr_x * 1.7 if side else fx + hr_x
-            dr.rectangle([min(bx0, bx1), head_cy - 0.012 * H, max(bx0, bx1), head_cy - 0.002 * H],
-                         fill=_dark(app.cap, 0.8))
+        if p.view != 1:
+            bx0 = fx if p.side else fx - hr_x
+            bx1 = fx + p.direction * hr_x * 1.7 if p.side else fx + hr_x
+            dr.rectangle([min(bx0, bx1), p.head_cy - 0.012 * H, max(bx0, bx1),
+                          p.head_cy - 0.002 * H], fill=_dark(app.cap, 0.8))
+
+
+def draw_person(
+    dr: ImageDraw.ImageDraw,
+    app: Appearance,
+    view: int,
+    fx: float,
+    fy: float,
+    H: float,
+    phase: float,
+) -> None:
+    """Draw one walking person, feet at (fx, fy), ``H`` pixels tall, seen from ``view``.
+
+    ``view``: 0 front (face, logo, backpack straps), 1 back (hair, backpack, no logo),
+    2 / 3 walking left / right (profile: one arm and leg in front, backpack behind).
+    Back to front: the shadow, what the torso hides, the clothes (waist, top), the bags,
+    the limbs in front, the head and what is on it.
+    """
+    p = _figure(app, view, fx, fy, H, phase)
+    H = p.H
+    dr.ellipse([fx - 0.14 * H, fy - 0.02 * H, fx + 0.14 * H, fy + 0.025 * H], fill=(0, 0, 0, 70))
+    _draw_behind(dr, p)
+    _draw_waist(dr, p)
+    _draw_top(dr, p)
+    _draw_bags(dr, p)
+    _draw_in_front(dr, p)
+    _draw_head(dr, p)
+    _draw_headwear(dr, p)
 
 
 # ----------------------------------------------------------------------- static objects
