@@ -491,95 +491,131 @@ def _row_light(vertical_light: float, height: int) -> np.ndarray:
     return rows
 
 
-def render_image(ctx: RenderContext, plan: ImagePlan, *, people: bool = True,
-                 with_mask: bool = False) -> tuple:
-    """Draw the crop of ``plan``; returns the image and the camera's JPEG quality.
+@dataclass(slots=True)
+class _Detection:
+    """The detector's box (scene units: centre ``cx``, ``bottom``, size ``bw`` x ``bh``) and
+    who it was drawn around: the subject's look, view and floor position."""
 
-    ``people=False`` draws the same crop with nobody in view (the background alone);
-    ``with_mask=True`` also returns the subject's mask at output size (bool, True where the
-    subject's own pixels are, before occluders), as a third element.
-    """
-    rng = np.random.default_rng([ctx.seed, ctx.domain, plan.index, 7919])
-    cam = ctx.cameras[plan.cam - 1]
+    subject: Appearance | None
+    view: int
+    X: float
+    d: float
+    cx: float
+    bottom: float
+    bw: float
+    bh: float
+
+
+def _stranger(rng: np.random.Generator, ctx: RenderContext, X: float, d: float,
+              bw: float) -> tuple[Appearance | None, float, float]:
+    """Whom a distractor box shows: nobody (background), a stranger half out of the box,
+    or one further away; returns the look and floor position (X, d)."""
+    kind = str(rng.choice(["background", "partial", "far"], p=[0.35, 0.45, 0.2]))
+    subject = None if kind == "background" else random_appearance(rng, ctx.palette)
+    if kind == "partial":
+        X = X + rng.choice([-1, 1]) * rng.uniform(0.25, 0.4) * bw * d
+    if kind == "far":
+        d_far = d * rng.uniform(1.7, 2.2)
+        X, d = X * d_far / d, d_far  # same place in the image, further away
+    return subject, X, d
+
+
+def _detect(rng: np.random.Generator, ctx: RenderContext, plan: ImagePlan, x_f: float,
+            y_f: float, scale: float) -> _Detection:
+    """The box the detector draws: around the subject with jitter, now and then cut or
+    shifted; around a stranger or nothing (distractors); around part of someone (junk)."""
     ih, iw = ctx.image_size
-    CH, CW = ih * SS, iw * SS
-    view, X, d, since, phase0 = plan.subject
-    x_f, y_f, scale = project(cam, X, d)
-
+    view, X, d = plan.subject[:3]
     subject: Appearance | None = None
-    subject_view, subject_d, subject_X = view, d, X
     if plan.kind == "person":
         subject = ctx.people[plan.person]
         height = subject.height * scale
     else:
         height = scale
-    # the detector's box around the subject, with jitter
     bh = height * rng.uniform(*BOX_MARGIN)
     bottom = y_f + height * rng.uniform(-0.01, 0.06)
     bw = bh * iw / ih
     cx = x_f + bw * rng.normal(0.0, 0.06)
-    kind = ""
     if plan.kind == "person" and rng.random() < 0.05:  # a sloppy detection: cut or shifted
         if rng.random() < 0.5:
             bottom -= height * rng.uniform(0.08, 0.2)
         else:
             cx += bw * rng.choice([-1, 1]) * rng.uniform(0.15, 0.3)
     if plan.kind == "distractor":
-        kind = str(rng.choice(["background", "partial", "far"], p=[0.35, 0.45, 0.2]))
-        subject = None if kind == "background" else random_appearance(rng, ctx.palette)
-        if kind == "partial":
-            subject_X = X + rng.choice([-1, 1]) * rng.uniform(0.25, 0.4) * bw * d
-        if kind == "far":
-            subject_d = d * rng.uniform(1.7, 2.2)
-            subject_X = X * subject_d / d  # same place in the image, further away
+        subject, X, d = _stranger(rng, ctx, X, d, bw)
     elif plan.kind == "junk":
         subject = random_appearance(rng, ctx.palette)
         part = rng.uniform(0.35, 0.6)
         bh *= part
         bw = bh * iw / ih
         bottom -= rng.uniform(0.0, 1.0 - part) * height
+    return _Detection(subject, view, X, d, cx, bottom, bw, bh)
 
-    x0, y0 = cx - bw / 2, bottom - bh
-    # keep the box inside the panorama
-    x0 = min(max(x0, PANO_X0 + 0.01), PANO_X1 - bw - 0.01)
-    pano = ctx.panorama(plan.cam)
+
+@dataclass(slots=True)
+class _Canvas:
+    """Where the crop lies in the scene: its top-left corner (scene units) and the canvas
+    pixels per scene unit."""
+
+    x0: float
+    y0: float
+    k: float
+
+    def to_px(self, x: float, y: float) -> tuple[float, float]:
+        """Scene units -> canvas pixels."""
+        return (x - self.x0) * self.k, (y - self.y0) * self.k
+
+
+def _crop_scene(ctx: RenderContext, cam: CameraSpec, camid: int, det: _Detection, CW: int,
+                CH: int) -> tuple[Image.Image, _Canvas]:
+    """The camera's empty scene under the box (kept inside the panorama), at canvas size."""
+    x0, y0 = det.cx - det.bw / 2, det.bottom - det.bh
+    x0 = min(max(x0, PANO_X0 + 0.01), PANO_X1 - det.bw - 0.01)
+    pano = ctx.panorama(camid)
     pw, ph = pano_size(cam)
-    y0 = min(max(y0, PANO_Y0 + 0.01), PANO_Y0 + ph / PPU - bh - 0.01)
-    box = ((x0 - PANO_X0) * PPU, (y0 - PANO_Y0) * PPU, (x0 + bw - PANO_X0) * PPU,
-           (y0 + bh - PANO_Y0) * PPU)
+    y0 = min(max(y0, PANO_Y0 + 0.01), PANO_Y0 + ph / PPU - det.bh - 0.01)
+    box = ((x0 - PANO_X0) * PPU, (y0 - PANO_Y0) * PPU, (x0 + det.bw - PANO_X0) * PPU,
+           (y0 + det.bh - PANO_Y0) * PPU)
     img = pano.resize((CW, CH), Image.Resampling.BILINEAR, box=box)
-    k = CH / bh
+    return img, _Canvas(x0, y0, CH / det.bh)
 
-    def to_px(x: float, y: float) -> tuple[float, float]:
-        return (x - x0) * k, (y - y0) * k
 
-    dr = ImageDraw.Draw(img, "RGBA")
-    # everybody in view, far ones first
+def _draw_people(dr: ImageDraw.ImageDraw, ctx: RenderContext, cam: CameraSpec, plan: ImagePlan,
+                 det: _Detection, canvas: _Canvas) -> None:
+    """Everybody in view, the subject among them, far ones first."""
+    since, phase0 = plan.subject[3:]
     figures = []
     for person, v, Xo, do, since_o, ph0 in plan.neighbours:
         figures.append((do, ctx.people[person], v, Xo, since_o, ph0))
-    if subject is not None:
-        figures.append((subject_d, subject, subject_view, subject_X, since, phase0))
+    if det.subject is not None:
+        figures.append((det.d, det.subject, det.view, det.X, since, phase0))
     figures.sort(key=lambda f: -f[0])
-    for do, app, v, Xo, since_o, ph0 in figures if people else ():
+    for do, app, v, Xo, since_o, ph0 in figures:
         xo, yo, so = project(cam, Xo, do)
-        fx, fy = to_px(xo, yo)
+        fx, fy = canvas.to_px(xo, yo)
         phase = ph0 + 2 * math.pi * since_o / app.stride
-        draw_person(dr, app, v, fx, fy, so * k, phase)
-    mask = None
-    if with_mask:
-        layer = Image.new("RGBA", (CW, CH), (0, 0, 0, 0))
-        if subject is not None:
-            xo, yo, so = project(cam, subject_X, subject_d)
-            fx, fy = to_px(xo, yo)
-            draw_person(ImageDraw.Draw(layer, "RGBA"), subject, subject_view, fx, fy, so * k,
-                        phase0 + 2 * math.pi * since / subject.stride)
-        alpha = layer.getchannel("A").resize((iw, ih), Image.Resampling.BOX)
-        mask = np.asarray(alpha) > 127  # the floor shadow (alpha 70) is not the person
-    for occ in cam.occluders:
-        _draw_occluder(dr, cam, occ, to_px, rng)
+        draw_person(dr, app, v, fx, fy, so * canvas.k, phase)
 
-    # --- the camera: resolution, blur, light, colour, noise
+
+def _subject_mask(cam: CameraSpec, plan: ImagePlan, det: _Detection, canvas: _Canvas, CW: int,
+                  CH: int, size: tuple[int, int]) -> np.ndarray:
+    """The subject's own pixels at output ``size`` (w, h), drawn alone: True where it is."""
+    since, phase0 = plan.subject[3:]
+    layer = Image.new("RGBA", (CW, CH), (0, 0, 0, 0))
+    if det.subject is not None:
+        xo, yo, so = project(cam, det.X, det.d)
+        fx, fy = canvas.to_px(xo, yo)
+        draw_person(ImageDraw.Draw(layer, "RGBA"), det.subject, det.view, fx, fy, so * canvas.k,
+                    phase0 + 2 * math.pi * since / det.subject.stride)
+    alpha = layer.getchannel("A").resize(size, Image.Resampling.BOX)
+    return np.asarray(alpha) > 127  # the floor shadow (alpha 70) is not the person
+
+
+def _lens(img: Image.Image, cam: CameraSpec, plan: ImagePlan, d: float,
+          size: tuple[int, int]) -> Image.Image:
+    """The camera's optics and sensor: resolution lost with distance (less still for junk),
+    then blur, at output ``size`` (w, h)."""
+    iw, ih = size
     r_eff = float(np.clip(cam.resolution * 0.9 / d, 0.25, 1.0))
     if plan.kind == "junk":
         r_eff *= 0.6
@@ -587,6 +623,14 @@ def render_image(ctx: RenderContext, plan: ImagePlan, *, people: bool = True,
     img = img.resize(small, Image.Resampling.BOX).resize((iw, ih), Image.Resampling.BILINEAR)
     if cam.blur > 0.05:
         img = img.filter(ImageFilter.GaussianBlur(cam.blur))
+    return img
+
+
+def _light(img: Image.Image, cam: CameraSpec, plan: ImagePlan, x_f: float,
+           rng: np.random.Generator) -> Image.Image:
+    """The camera's light and colour: gamma, brightness (drifting over the world clock,
+    changing across the scene and down the crop), colour cast, contrast, noise."""
+    iw, ih = img.size
     # The pixel arithmetic below is float32 throughout (numpy turns the Python floats into
     # float32 next to a float32 array), one operation after the other, mostly in place to spare
     # copies, but never re-ordered or merged: every rounding step stays what it always was, so
@@ -613,7 +657,34 @@ def render_image(ctx: RenderContext, plan: ImagePlan, *, people: bool = True,
         a += rng.normal(0.0, cam.noise, a.shape).astype(np.float32)
     a += 0.5  # round to the nearest byte: + 0.5, then astype truncates
     np.clip(a, 0, 255, out=a)
-    out = Image.fromarray(a.astype(np.uint8))
+    return Image.fromarray(a.astype(np.uint8))
+
+
+def render_image(ctx: RenderContext, plan: ImagePlan, *, people: bool = True,
+                 with_mask: bool = False) -> tuple:
+    """Draw the crop of ``plan``; returns the image and the camera's JPEG quality.
+
+    ``people=False`` draws the same crop with nobody in view (the background alone);
+    ``with_mask=True`` also returns the subject's mask at output size (bool, True where the
+    subject's own pixels are, before occluders), as a third element. In order: the
+    detector's box, the scene under it, the people, the occluders near the camera, then the
+    camera's lens and light.
+    """
+    rng = np.random.default_rng([ctx.seed, ctx.domain, plan.index, 7919])
+    cam = ctx.cameras[plan.cam - 1]
+    ih, iw = ctx.image_size
+    CH, CW = ih * SS, iw * SS
+    _, X, d = plan.subject[:3]
+    x_f, y_f, scale = project(cam, X, d)
+    det = _detect(rng, ctx, plan, x_f, y_f, scale)
+    img, canvas = _crop_scene(ctx, cam, plan.cam, det, CW, CH)
+    dr = ImageDraw.Draw(img, "RGBA")
+    if people:
+        _draw_people(dr, ctx, cam, plan, det, canvas)
+    mask = _subject_mask(cam, plan, det, canvas, CW, CH, (iw, ih)) if with_mask else None
+    for occ in cam.occluders:
+        _draw_occluder(dr, cam, occ, canvas.to_px, rng)
+    img = _light(_lens(img, cam, plan, d, (iw, ih)), cam, plan, x_f, rng)
     if with_mask:
-        return out, cam.jpeg_quality, mask
-    return out, cam.jpeg_quality
+        return img, cam.jpeg_quality, mask
+    return img, cam.jpeg_quality
