@@ -258,24 +258,26 @@ def _random_colour(rng: np.random.Generator, indoor: bool,
     return _shade(c, rng.uniform(0.55, 1.25))
 
 
-def _scene_clutter(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator,
-                   W: int, H: int, wall_top: float, floor_top: int) -> None:
-    """What makes one part of a scene look unlike another part of it: the facade changes
-    every few metres (shade, a door, a window, a poster, a sign), and things stand or lie
-    about (planters, bicycles, sign posts, boxes, shadows, patches on the floor). A crop
-    sees the part of the scene behind its person, so a camera's crops differ from each
-    other as much as their places in the scene do."""
-    walls = _INDOOR_WALLS if cam.indoor else _OUTDOOR_WALLS
+def _floor_sections(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator,
+                    W: int, H: int, floor_top: int) -> None:
+    """Sections of the floor in the network's shared materials (not one per camera)."""
     floors = _INDOOR_FLOORS if cam.indoor else _OUTDOOR_FLOORS
     x = -rng.uniform(0, 200)
-    while x < W:  # floor sections: the network's materials, not one per camera
+    while x < W:
         w = rng.uniform(120, 380)
         if rng.random() < SHARED_MATERIALS:
             c = _shade(floors[int(rng.integers(len(floors)))], rng.uniform(0.8, 1.15))
             dr.rectangle([x, floor_top, x + w, H], fill=c + (int(rng.uniform(150, 255)),))
         x += w
+
+
+def _facade_segments(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator,
+                     W: int, wall_top: float, floor_top: int) -> None:
+    """The facade every few metres: its own shade, a door or a shop window, a poster, a
+    sign or a banner."""
+    walls = _INDOOR_WALLS if cam.indoor else _OUTDOOR_WALLS
     x = -rng.uniform(0, 120)
-    while x < W:  # facade segments
+    while x < W:
         w = rng.uniform(70, 220)
         if rng.random() < SHARED_MATERIALS:
             c = walls[int(rng.integers(len(walls)))]
@@ -296,38 +298,55 @@ def _scene_clutter(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Gene
                 dr.rectangle([px + 4, py + ph * 0.3, px + pw - 4, py + ph * 0.5],
                              fill=_random_colour(rng, cam.indoor))
         x += w
+
+
+def _floor_object(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator,
+                  ox: float, base_y: float, s: float) -> None:
+    """One thing standing or lying on the floor at ``(ox, base_y)``, ``s`` pixels a unit:
+    a planter or box, a sign post, a bicycle or trolley, a shadow or light patch, a mat."""
+    col = _random_colour(rng, cam.indoor)
+    kind = int(rng.integers(5))
+    if kind == 0:  # planter / box
+        w, h = rng.uniform(0.25, 0.6) * s, rng.uniform(0.2, 0.5) * s
+        dr.rectangle([ox, base_y - h, ox + w, base_y], fill=col, outline=_shade(col, 0.6))
+        if not cam.indoor or rng.random() < 0.5:
+            dr.ellipse([ox - 0.1 * w, base_y - h - 0.5 * w, ox + 1.1 * w, base_y - h + 0.2 * w],
+                       fill=_shade((60, 115, 50), rng.uniform(0.7, 1.3)))
+    elif kind == 1:  # sign post
+        dr.rectangle([ox, base_y - 1.1 * s, ox + 0.03 * s, base_y], fill=(90, 90, 95))
+        dr.rectangle([ox - 0.12 * s, base_y - 1.1 * s, ox + 0.15 * s, base_y - 0.85 * s],
+                     fill=col)
+    elif kind == 2:  # bicycle / trolley
+        r = 0.13 * s
+        for cx in (ox, ox + 0.45 * s):
+            dr.ellipse([cx - r, base_y - 2 * r, cx + r, base_y], outline=col, width=3)
+        dr.line([ox, base_y - r, ox + 0.22 * s, base_y - 2.4 * r, ox + 0.45 * s, base_y - r],
+                fill=col, width=3)
+    elif kind == 3:  # shadow or light patch on the floor
+        w = rng.uniform(0.5, 1.5) * s
+        tone = (0, 0, 0, int(rng.uniform(30, 80))) if rng.random() < 0.6 else (
+            255, 255, 240, int(rng.uniform(20, 50)))
+        dr.ellipse([ox - w, base_y - 0.08 * w, ox + w, base_y + 0.12 * w], fill=tone)
+    else:  # a mat, a drain, a painted marking
+        w = rng.uniform(0.3, 0.9) * s
+        dr.rectangle([ox - w / 2, base_y - 0.04 * w, ox + w / 2, base_y + 0.06 * w],
+                     fill=col + (int(rng.uniform(90, 200)),))
+
+
+def _scene_clutter(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator,
+                   W: int, H: int, wall_top: float, floor_top: int) -> None:
+    """What makes one part of a scene look unlike another part of it: the facade changes
+    every few metres (shade, a door, a window, a poster, a sign), and things stand or lie
+    about (planters, bicycles, sign posts, boxes, shadows, patches on the floor). A crop
+    sees the part of the scene behind its person, so a camera's crops differ from each
+    other as much as their places in the scene do."""
+    _floor_sections(dr, cam, rng, W, H, floor_top)
+    _facade_segments(dr, cam, rng, W, wall_top, floor_top)
     for _ in range(int(rng.integers(6, 12))):  # objects on the floor, along the scene
         ox = rng.uniform(0, W)
         d = rng.uniform(D_NEAR * 0.9, cam.wall_depth)
         base_y = pano_px(0, cam.horizon + cam.tilt / d)[1]
-        s = PPU / d
-        col = _random_colour(rng, cam.indoor)
-        kind = int(rng.integers(5))
-        if kind == 0:  # planter / box
-            w, h = rng.uniform(0.25, 0.6) * s, rng.uniform(0.2, 0.5) * s
-            dr.rectangle([ox, base_y - h, ox + w, base_y], fill=col, outline=_shade(col, 0.6))
-            if not cam.indoor or rng.random() < 0.5:
-                dr.ellipse([ox - 0.1 * w, base_y - h - 0.5 * w, ox + 1.1 * w, base_y - h + 0.2 * w],
-                           fill=_shade((60, 115, 50), rng.uniform(0.7, 1.3)))
-        elif kind == 1:  # sign post
-            dr.rectangle([ox, base_y - 1.1 * s, ox + 0.03 * s, base_y], fill=(90, 90, 95))
-            dr.rectangle([ox - 0.12 * s, base_y - 1.1 * s, ox + 0.15 * s, base_y - 0.85 * s],
-                         fill=col)
-        elif kind == 2:  # bicycle / trolley
-            r = 0.13 * s
-            for cx in (ox, ox + 0.45 * s):
-                dr.ellipse([cx - r, base_y - 2 * r, cx + r, base_y], outline=col, width=3)
-            dr.line([ox, base_y - r, ox + 0.22 * s, base_y - 2.4 * r, ox + 0.45 * s, base_y - r],
-                    fill=col, width=3)
-        elif kind == 3:  # shadow or light patch on the floor
-            w = rng.uniform(0.5, 1.5) * s
-            tone = (0, 0, 0, int(rng.uniform(30, 80))) if rng.random() < 0.6 else (
-                255, 255, 240, int(rng.uniform(20, 50)))
-            dr.ellipse([ox - w, base_y - 0.08 * w, ox + w, base_y + 0.12 * w], fill=tone)
-        else:  # a mat, a drain, a painted marking
-            w = rng.uniform(0.3, 0.9) * s
-            dr.rectangle([ox - w / 2, base_y - 0.04 * w, ox + w / 2, base_y + 0.06 * w],
-                         fill=col + (int(rng.uniform(90, 200)),))
+        _floor_object(dr, cam, rng, ox, base_y, PPU / d)
 
 
 def _light_field(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
@@ -346,106 +365,135 @@ def _light_field(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
     return np.clip(1.0 + field, 0.4, 1.8)
 
 
-def render_background(cam: CameraSpec) -> Image.Image:
-    """The camera's empty scene as one wide panorama (walls, floor, texture, light)."""
-    rng = np.random.default_rng(cam.background_seed)
-    W, H = pano_size(cam)
-    img = Image.new("RGB", (W, H), cam.floor)
-    dr = ImageDraw.Draw(img, "RGBA")
-    _, wall_base = pano_px(0, cam.horizon + cam.tilt / cam.wall_depth)
-    # --- back wall / far background
+def _far_background(dr: ImageDraw.ImageDraw, cam: CameraSpec, W: int, wall_base: float) -> None:
+    """Behind everything: the back wall indoors, a sky gradient outdoors."""
     if cam.indoor:
         dr.rectangle([0, 0, W, wall_base], fill=cam.wall)
-    else:
-        for y in range(0, int(wall_base) + 1, 4):  # sky gradient
-            t = y / max(wall_base, 1)
-            dr.rectangle([0, y, W, y + 4], fill=_shade((150, 185, 225), 1.1 - 0.25 * t))
-    top = wall_base - (rng.uniform(1.2, 2.0) / cam.wall_depth) * PPU * 2.0
-    if cam.wall_kind == "shops":
-        x = -rng.uniform(0, 200)
-        while x < W:
-            w = rng.uniform(160, 300)
-            dr.rectangle([x, top, x + w, wall_base], fill=_shade(cam.wall, rng.uniform(0.85, 1.05)))
-            sign = _ACCENTS[int(rng.integers(len(_ACCENTS)))]
-            dr.rectangle([x + 8, top + 8, x + w - 8, top + 30], fill=sign)
-            glass = tuple(int(rng.uniform(lo, lo + 45)) for lo in (110, 130, 150))
-            dr.rectangle([x + 12, top + 40, x + w - 12, wall_base - 4], fill=glass,
-                         outline=(70, 70, 75), width=4)
-            for _ in range(int(rng.integers(2, 6))):  # goods / people behind the glass
-                gx = rng.uniform(x + 16, x + w - 30)
-                gy = rng.uniform(top + 60, max(top + 60, wall_base - 30))
-                col = _ACCENTS[int(rng.integers(len(_ACCENTS)))]
-                dr.rectangle([gx, gy, gx + rng.uniform(8, 25), wall_base - 6], fill=col + (120,))
-            dr.line([x + 20, top + 45, x + w * 0.5, wall_base - 10], fill=(255, 255, 255, 60),
-                    width=6)
-            x += w + rng.uniform(20, 90)
-            dr.rectangle([x - 18, top - 40, x - 4, wall_base], fill=_shade(cam.wall, 0.75))
-    elif cam.wall_kind == "plain":
-        dr.rectangle([0, top, W, wall_base], fill=cam.wall)
-        for _ in range(int(rng.integers(3, 7))):
-            px = rng.uniform(0, W)
-            pw, ph = rng.uniform(30, 70), rng.uniform(40, 90)
-            py = rng.uniform(top + 20, max(top + 20, wall_base - ph - 20))
-            poster = _ACCENTS[int(rng.integers(len(_ACCENTS)))]
-            dr.rectangle([px, py, px + pw, py + ph], fill=poster)
-        for _ in range(int(rng.integers(1, 3))):  # doors
-            px = rng.uniform(0, W - 90)
-            dr.rectangle([px, wall_base - 170, px + 80, wall_base], fill=_shade(cam.wall, 0.6),
-                         outline=(60, 60, 60), width=3)
-    elif cam.wall_kind == "brick":
-        dr.rectangle([0, top, W, wall_base], fill=cam.wall)
-        row = 10
-        for j, y in enumerate(np.arange(top, wall_base, row)):
-            off = 0 if j % 2 else 14
-            dr.line([0, y, W, y], fill=_shade(cam.wall, 0.7), width=2)
-            for x in np.arange(off, W, 28):
-                dr.line([x, y, x, y + row], fill=_shade(cam.wall, 0.7), width=2)
-    elif cam.wall_kind == "building":
-        dr.rectangle([0, top - 120, W, wall_base], fill=cam.wall)
-        for y in np.arange(top - 100, wall_base - 40, 70):
-            for x in np.arange(rng.uniform(0, 40), W, 60):
-                dr.rectangle([x, y, x + 34, y + 44], fill=(90, 110, 130),
-                             outline=_shade(cam.wall, 0.6))
-    else:  # hedge with trees
-        dr.rectangle([0, top + 20, W, wall_base], fill=(55, 105, 50))
-        for _ in range(int(W / 18)):
-            hx, hy = rng.uniform(0, W), rng.uniform(top + 10, max(top + 10, wall_base - 5))
-            r = rng.uniform(8, 20)
-            dr.ellipse([hx - r, hy - r, hx + r, hy + r],
-                       fill=_shade((60, 115, 50), rng.uniform(0.7, 1.2)))
-        for _ in range(int(rng.integers(2, 5))):
-            tx = rng.uniform(0, W)
-            dr.rectangle([tx - 8, top - 60, tx + 8, top + 60], fill=(80, 60, 40))
-            for _ in range(8):
-                ox, oy, r = rng.uniform(-60, 60), rng.uniform(-150, -40), rng.uniform(25, 50)
-                dr.ellipse([tx + ox - r, top + oy - r, tx + ox + r, top + oy + r],
-                           fill=_shade((50, 110, 45), rng.uniform(0.7, 1.2)))
-    # --- floor
-    floor_top = int(wall_base)
+        return
+    for y in range(0, int(wall_base) + 1, 4):
+        t = y / max(wall_base, 1)
+        dr.rectangle([0, y, W, y + 4], fill=_shade((150, 185, 225), 1.1 - 0.25 * t))
+
+
+def _shop_fronts(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator, W: int,
+                 top: float, wall_base: float) -> None:
+    """A row of shops: sign, shop window with goods behind the glass, a pillar between."""
+    x = -rng.uniform(0, 200)
+    while x < W:
+        w = rng.uniform(160, 300)
+        dr.rectangle([x, top, x + w, wall_base], fill=_shade(cam.wall, rng.uniform(0.85, 1.05)))
+        sign = _ACCENTS[int(rng.integers(len(_ACCENTS)))]
+        dr.rectangle([x + 8, top + 8, x + w - 8, top + 30], fill=sign)
+        glass = tuple(int(rng.uniform(lo, lo + 45)) for lo in (110, 130, 150))
+        dr.rectangle([x + 12, top + 40, x + w - 12, wall_base - 4], fill=glass,
+                     outline=(70, 70, 75), width=4)
+        for _ in range(int(rng.integers(2, 6))):  # goods / people behind the glass
+            gx = rng.uniform(x + 16, x + w - 30)
+            gy = rng.uniform(top + 60, max(top + 60, wall_base - 30))
+            col = _ACCENTS[int(rng.integers(len(_ACCENTS)))]
+            dr.rectangle([gx, gy, gx + rng.uniform(8, 25), wall_base - 6], fill=col + (120,))
+        dr.line([x + 20, top + 45, x + w * 0.5, wall_base - 10], fill=(255, 255, 255, 60),
+                width=6)
+        x += w + rng.uniform(20, 90)
+        dr.rectangle([x - 18, top - 40, x - 4, wall_base], fill=_shade(cam.wall, 0.75))
+
+
+def _plain_wall(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator, W: int,
+                top: float, wall_base: float) -> None:
+    """A painted wall with posters and a door or two."""
+    dr.rectangle([0, top, W, wall_base], fill=cam.wall)
+    for _ in range(int(rng.integers(3, 7))):
+        px = rng.uniform(0, W)
+        pw, ph = rng.uniform(30, 70), rng.uniform(40, 90)
+        py = rng.uniform(top + 20, max(top + 20, wall_base - ph - 20))
+        poster = _ACCENTS[int(rng.integers(len(_ACCENTS)))]
+        dr.rectangle([px, py, px + pw, py + ph], fill=poster)
+    for _ in range(int(rng.integers(1, 3))):  # doors
+        px = rng.uniform(0, W - 90)
+        dr.rectangle([px, wall_base - 170, px + 80, wall_base], fill=_shade(cam.wall, 0.6),
+                     outline=(60, 60, 60), width=3)
+
+
+def _brick_wall(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator, W: int,
+                top: float, wall_base: float) -> None:
+    """A brick wall: courses of bricks, every other one offset by half a brick."""
+    dr.rectangle([0, top, W, wall_base], fill=cam.wall)
+    row = 10
+    for j, y in enumerate(np.arange(top, wall_base, row)):
+        off = 0 if j % 2 else 14
+        dr.line([0, y, W, y], fill=_shade(cam.wall, 0.7), width=2)
+        for x in np.arange(off, W, 28):
+            dr.line([x, y, x, y + row], fill=_shade(cam.wall, 0.7), width=2)
+
+
+def _building(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator, W: int,
+              top: float, wall_base: float) -> None:
+    """A building's facade with rows of windows."""
+    dr.rectangle([0, top - 120, W, wall_base], fill=cam.wall)
+    for y in np.arange(top - 100, wall_base - 40, 70):
+        for x in np.arange(rng.uniform(0, 40), W, 60):
+            dr.rectangle([x, y, x + 34, y + 44], fill=(90, 110, 130),
+                         outline=_shade(cam.wall, 0.6))
+
+
+def _hedge(dr: ImageDraw.ImageDraw, cam: CameraSpec, rng: np.random.Generator, W: int,
+           top: float, wall_base: float) -> None:
+    """A hedge of leafy blobs, with a few trees above it."""
+    dr.rectangle([0, top + 20, W, wall_base], fill=(55, 105, 50))
+    for _ in range(int(W / 18)):
+        hx, hy = rng.uniform(0, W), rng.uniform(top + 10, max(top + 10, wall_base - 5))
+        r = rng.uniform(8, 20)
+        dr.ellipse([hx - r, hy - r, hx + r, hy + r],
+                   fill=_shade((60, 115, 50), rng.uniform(0.7, 1.2)))
+    for _ in range(int(rng.integers(2, 5))):
+        tx = rng.uniform(0, W)
+        dr.rectangle([tx - 8, top - 60, tx + 8, top + 60], fill=(80, 60, 40))
+        for _ in range(8):
+            ox, oy, r = rng.uniform(-60, 60), rng.uniform(-150, -40), rng.uniform(25, 50)
+            dr.ellipse([tx + ox - r, top + oy - r, tx + ox + r, top + oy + r],
+                       fill=_shade((50, 110, 45), rng.uniform(0.7, 1.2)))
+
+
+#: the scene's back, drawn between its top edge and the floor, by ``CameraSpec.wall_kind``
+_WALLS = {"shops": _shop_fronts, "plain": _plain_wall, "brick": _brick_wall,
+          "building": _building, "hedge": _hedge}
+
+
+def _checker(dr: ImageDraw.ImageDraw, cam: CameraSpec, depths: np.ndarray) -> None:
+    """Every other floor tile a shade darker, in perspective."""
+    alt = _shade(cam.floor, 0.82)
+    Xs = np.arange(-12, 12.01, 0.35)
+    for j in range(len(depths) - 1):
+        d0, d1 = depths[j], depths[j + 1]
+        for i in range(len(Xs) - 1):
+            if (i + j) % 2:
+                continue
+            corners = ((Xs[i], d0), (Xs[i + 1], d0), (Xs[i + 1], d1), (Xs[i], d1))
+            quad = [pano_px(FOV / 2 + X / d, cam.horizon + cam.tilt / d) for X, d in corners]
+            dr.polygon(quad, fill=alt)
+
+
+def _floor_joints(dr: ImageDraw.ImageDraw, cam: CameraSpec, W: int, depths: np.ndarray) -> None:
+    """The joints of tiles or paving: lines across at each depth, lines towards the horizon."""
+    line = _shade(cam.floor, 0.78)
+    ys = [pano_px(0, cam.horizon + cam.tilt / d)[1] for d in depths]
+    if cam.floor_kind == "checker":
+        _checker(dr, cam, depths)
+    for y in ys:
+        dr.line([0, y, W, y], fill=line, width=2)
+    step = 0.35 if cam.floor_kind != "paving" else 0.25
+    for X in np.arange(-12, 12.01, step):
+        xa, ya = pano_px(FOV / 2 + X / cam.wall_depth, cam.horizon + cam.tilt / cam.wall_depth)
+        xb, yb = pano_px(FOV / 2 + X / 0.5, cam.horizon + cam.tilt / 0.5)
+        dr.line([xa, ya, xb, yb], fill=line, width=2)
+
+
+def _floor(dr: ImageDraw.ImageDraw, cam: CameraSpec, W: int, H: int, floor_top: int) -> None:
+    """The floor by ``CameraSpec.floor_kind``: tiles, checker, paving, grass or asphalt."""
     dr.rectangle([0, floor_top, W, H], fill=cam.floor)
     depths = np.arange(0.4, cam.wall_depth, 0.35 if cam.floor_kind != "paving" else 0.18)
     if cam.floor_kind in ("tiles", "checker", "paving"):
-        line = _shade(cam.floor, 0.78)
-        ys = [pano_px(0, cam.horizon + cam.tilt / d)[1] for d in depths]
-        if cam.floor_kind == "checker":
-            alt = _shade(cam.floor, 0.82)
-            Xs = np.arange(-12, 12.01, 0.35)
-            for j in range(len(depths) - 1):
-                d0, d1 = depths[j], depths[j + 1]
-                for i in range(len(Xs) - 1):
-                    if (i + j) % 2:
-                        continue
-                    corners = ((Xs[i], d0), (Xs[i + 1], d0), (Xs[i + 1], d1), (Xs[i], d1))
-                    quad = [pano_px(FOV / 2 + X / d, cam.horizon + cam.tilt / d)
-                            for X, d in corners]
-                    dr.polygon(quad, fill=alt)
-        for y in ys:
-            dr.line([0, y, W, y], fill=line, width=2)
-        step = 0.35 if cam.floor_kind != "paving" else 0.25
-        for X in np.arange(-12, 12.01, step):
-            xa, ya = pano_px(FOV / 2 + X / cam.wall_depth, cam.horizon + cam.tilt / cam.wall_depth)
-            xb, yb = pano_px(FOV / 2 + X / 0.5, cam.horizon + cam.tilt / 0.5)
-            dr.line([xa, ya, xb, yb], fill=line, width=2)
+        _floor_joints(dr, cam, W, depths)
     elif cam.floor_kind == "grass":
         dr.rectangle([0, floor_top, W, floor_top + (H - floor_top) * 0.25], fill=(80, 125, 60))
         y0 = floor_top + (H - floor_top) * 0.25
@@ -455,14 +503,23 @@ def render_background(cam: CameraSpec) -> Image.Image:
             pts = [pano_px(FOV / 2 + X / dd, cam.horizon + cam.tilt / dd)
                    for dd in (cam.wall_depth, 0.5)]
             dr.line([pts[0], pts[1]], fill=(215, 210, 190), width=6)
-    _scene_clutter(dr, cam, rng, W, H, top, floor_top)
-    # re-draw the wall's bottom edge (skirting) over the floor lines
+
+
+def _skirting_and_reflections(dr: ImageDraw.ImageDraw, cam: CameraSpec,
+                              rng: np.random.Generator, W: int, floor_top: int) -> None:
+    """The wall's bottom edge (skirting) over the floor lines; indoors, reflections of the
+    ceiling lights on a polished floor."""
     dr.rectangle([0, floor_top - 3, W, floor_top + 2], fill=_shade(cam.wall, 0.55))
-    if cam.indoor:  # reflections of ceiling lights on a polished floor
+    if cam.indoor:
         for _ in range(6):
             lx = rng.uniform(0, W)
             dr.ellipse([lx - 60, floor_top + 20, lx + 60, floor_top + 60], fill=(255, 255, 255, 25))
-    # --- texture: fine noise and soft light
+
+
+def _texture_and_light(img: Image.Image, cam: CameraSpec, rng: np.random.Generator) -> Image.Image:
+    """Fine noise, the smooth light field, the light's fall-off across the scene, and a
+    slight softening."""
+    W, H = img.size
     arr = np.asarray(img, dtype=np.float32)
     arr += rng.normal(0.0, 6.0 if not cam.indoor else 3.0, arr.shape[:2])[..., None]
     arr *= _light_field(rng, W, H)
@@ -470,3 +527,21 @@ def render_background(cam: CameraSpec) -> Image.Image:
     arr *= (1.0 + cam.side_light * cols)[None, :, None]
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     return img.filter(ImageFilter.GaussianBlur(0.8))
+
+
+def render_background(cam: CameraSpec) -> Image.Image:
+    """The camera's empty scene as one wide panorama: the far background and the wall
+    (``_WALLS``), the floor, the clutter of things along both, then texture and light."""
+    rng = np.random.default_rng(cam.background_seed)
+    W, H = pano_size(cam)
+    img = Image.new("RGB", (W, H), cam.floor)
+    dr = ImageDraw.Draw(img, "RGBA")
+    _, wall_base = pano_px(0, cam.horizon + cam.tilt / cam.wall_depth)
+    _far_background(dr, cam, W, wall_base)
+    top = wall_base - (rng.uniform(1.2, 2.0) / cam.wall_depth) * PPU * 2.0
+    _WALLS.get(cam.wall_kind, _hedge)(dr, cam, rng, W, top, wall_base)
+    floor_top = int(wall_base)
+    _floor(dr, cam, W, H, floor_top)
+    _scene_clutter(dr, cam, rng, W, H, top, floor_top)
+    _skirting_and_reflections(dr, cam, rng, W, floor_top)
+    return _texture_and_light(img, cam, rng)

@@ -215,17 +215,11 @@ def _flow_entries(
     return entry, keep, int(np.ceil(window.max()))
 
 
-def plan_world(
-    rng: np.random.Generator,
-    knobs: WorldKnobs,
-    cameras: list[CameraSpec],
-) -> Timeline:
-    """Plan routes, visits, sequences and every image of the world (no pixels yet)."""
-    n_people = knobs.n_train_ids + knobs.n_test_ids
-    n_cams = knobs.n_cameras
-    xy, transit, routes = _routes(rng, knobs, n_people)
-
-    # --- visits relative to each person's entry ----------------------------------------
+def _visit_rows(
+    rng: np.random.Generator, knobs: WorldKnobs, routes: list[list[int]], transit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every visit of every route relative to the person's entry into the network: person,
+    camera (1-based), start offset (frames after the entry) and dwell (frames)."""
     rows: list[list] = []  # person, cam, rel_start, dwell
     for p, route in enumerate(routes):
         t = 0.0
@@ -235,21 +229,41 @@ def plan_world(
             t += dwell
             if j + 1 < len(route):
                 t += transit[c, route[j + 1]] * rng.uniform(0.8, 1.3)
-    row_person = np.array([r[0] for r in rows])
-    row_cam = np.array([r[1] for r in rows])
-    row_rel = np.array([r[2] for r in rows])
-    row_dwell = np.array([r[3] for r in rows], dtype=np.int64)
+    return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+            np.array([r[2] for r in rows]), np.array([r[3] for r in rows], dtype=np.int64))
 
-    # --- the recorded window of a steady flow of people ---------------------------------
+
+def _recorded_visits(
+    rng: np.random.Generator,
+    knobs: WorldKnobs,
+    routes: list[list[int]],
+    transit: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The visits inside the recorded window of a steady flow of people (``_flow_entries``):
+    person, camera, start frame and dwell of each, and the window's length."""
+    n_people = len(routes)
+    row_person, row_cam, row_rel, row_dwell = _visit_rows(rng, knobs, routes, transit)
     rows_of = [np.flatnonzero(row_person == p) for p in range(n_people)]
     entry, keep, length = _flow_entries(
-        rng, [row_rel[r] for r in rows_of], [row_dwell[r] for r in rows_of], n_cams,
+        rng, [row_rel[r] for r in rows_of], [row_dwell[r] for r in rows_of], knobs.n_cameras,
         knobs.crowd_density)
     sel = np.concatenate(rows_of)[keep]
     person, cam, dwell = row_person[sel], row_cam[sel], row_dwell[sel]
     start = np.round(entry[person] + row_rel[sel]).astype(np.int64)
+    return person, cam, start, dwell, length
 
-    # --- reappearances: the same camera again, much later (or earlier) -----------------
+
+def _reappearances(
+    rng: np.random.Generator,
+    knobs: WorldKnobs,
+    person: np.ndarray,
+    cam: np.ndarray,
+    start: np.ndarray,
+    dwell: np.ndarray,
+    length: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Some visits repeated in the same camera, ``reappear_gap`` frames later (or earlier):
+    person, camera, start and dwell of all visits, the repeats last, and which are repeats."""
     g0, g1 = knobs.reappear_gap
     ex_p, ex_c, ex_s, ex_d = [], [], [], []
     for i in np.flatnonzero(rng.random(len(person)) < knobs.reappear_prob):
@@ -272,102 +286,154 @@ def plan_world(
     cam = np.r_[cam, np.array(ex_c, dtype=np.int64)]
     start = np.r_[start, np.array(ex_s, dtype=np.int64)]
     dwell = np.r_[dwell, np.array(ex_d, dtype=np.int64)]
-    end = start + dwell
-    t_end = int(end.max()) + 1
+    return person, cam, start, dwell, reappear
 
-    # --- how each visit looks: viewpoint and walking path ------------------------------
-    n_v = len(person)
+
+def _walks(
+    rng: np.random.Generator, cameras: list[CameraSpec], cam: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """How each visit looks: its viewpoint (by the camera's ``view_probs``) and its walk,
+    (X0, X1, d0, d1) per visit."""
+    n_v = len(cam)
     view = np.zeros(n_v, dtype=np.int64)
     geo = np.zeros((n_v, 4))
     for i in range(n_v):
         probs = np.array(cameras[cam[i] - 1].view_probs)
         view[i] = int(rng.choice(4, p=probs / probs.sum()))
         geo[i] = _walk_geometry(rng, int(view[i]))
-    rec_start, rec_end = start.copy(), end.copy()
+    return view, geo
 
-    # --- sequences: each camera's counter restarts at quiet moments --------------------
+
+def _occupancy(start: np.ndarray, end: np.ndarray, t_end: int) -> np.ndarray:
+    """How many of the visits (start, end) are in view at each frame."""
+    occ = np.zeros(t_end + 2, dtype=np.int64)
+    np.add.at(occ, start, 1)
+    np.add.at(occ, end + 1, -1)
+    return np.cumsum(occ)
+
+
+def _restarts(rng: np.random.Generator, occ: np.ndarray, n_seq: int, t_end: int) -> list[int]:
+    """The frames where a camera's counter restarts (0 first): the quietest moment near
+    each planned restart."""
+    cuts = [0]
+    for k in range(1, n_seq):
+        want = int(t_end * (k + rng.uniform(-0.15, 0.15)) / n_seq)
+        half = int(0.2 * t_end / n_seq)
+        cuts.append(max(_quiet_cut(occ, want, want - half, want + half), cuts[-1] + 1))
+    return cuts
+
+
+def _cut_at_restarts(here: np.ndarray, cuts: list[int], rec_start: np.ndarray,
+                     rec_end: np.ndarray) -> None:
+    """A visit across a restart keeps the detections on its longer side (in place)."""
+    for cut in cuts[1:]:
+        for i in here[(rec_start[here] < cut) & (rec_end[here] >= cut)]:
+            if cut - rec_start[i] >= rec_end[i] - cut + 1:
+                rec_end[i] = cut - 1
+            else:
+                rec_start[i] = cut
+
+
+def _camera_sequences(rng: np.random.Generator, c: int, bounds: list[int]) -> list[Sequence]:
+    """Camera ``c``'s recording sequences between ``bounds``, each counter starting at a
+    random raw frame."""
+    seqs = []
+    for k in range(len(bounds) - 1):
+        first = int(rng.integers(0, 400))
+        if bounds[k + 1] - bounds[k] + first > MAX_RAW_FRAME:
+            raise TCULError(
+                f"a sequence of camera {c} would last {bounds[k + 1] - bounds[k]} frames, "
+                "more than Market's 6-digit frame numbers allow: raise crowd_density or "
+                "sequences_per_camera"
+            )
+        seqs.append(Sequence(k + 1, bounds[k], bounds[k + 1], first))
+    return seqs
+
+
+def _sequences(
+    rng: np.random.Generator,
+    knobs: WorldKnobs,
+    cam: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    t_end: int,
+) -> tuple[dict[int, list[Sequence]], dict[int, float], np.ndarray, np.ndarray]:
+    """Each camera's sequences (its counter restarts at quiet moments), its occupancy
+    (people in view per frame, recorded) and the recorded part of every visit."""
     sequences: dict[int, list[Sequence]] = {}
     occupancy: dict[int, float] = {}
-    for c in range(1, n_cams + 1):
+    rec_start, rec_end = start.copy(), end.copy()
+    for c in range(1, knobs.n_cameras + 1):
         here = np.flatnonzero(cam == c)
-        occ = np.zeros(t_end + 2, dtype=np.int64)
-        np.add.at(occ, start[here], 1)
-        np.add.at(occ, end[here] + 1, -1)
-        occ = np.cumsum(occ)
+        occ = _occupancy(start[here], end[here], t_end)
         lo, hi = knobs.sequences_per_camera
         n_seq = int(rng.integers(lo, hi + 1))
-        cuts = [0]
-        for k in range(1, n_seq):
-            want = int(t_end * (k + rng.uniform(-0.15, 0.15)) / n_seq)
-            half = int(0.2 * t_end / n_seq)
-            cuts.append(max(_quiet_cut(occ, want, want - half, want + half), cuts[-1] + 1))
-        bounds = cuts + [t_end]
-        # a visit across a restart keeps the detections on its longer side
-        for cut in cuts[1:]:
-            for i in here[(rec_start[here] < cut) & (rec_end[here] >= cut)]:
-                if cut - rec_start[i] >= rec_end[i] - cut + 1:
-                    rec_end[i] = cut - 1
-                else:
-                    rec_start[i] = cut
+        cuts = _restarts(rng, occ, n_seq, t_end)
+        _cut_at_restarts(here, cuts, rec_start, rec_end)
         occupancy[c] = float((rec_end[here] - rec_start[here] + 1).sum() / t_end)
-        seqs = []
-        for k in range(n_seq):
-            first = int(rng.integers(0, 400))
-            if bounds[k + 1] - bounds[k] + first > MAX_RAW_FRAME:
-                raise TCULError(
-                    f"a sequence of camera {c} would last {bounds[k + 1] - bounds[k]} frames, "
-                    "more than Market's 6-digit frame numbers allow: raise crowd_density or "
-                    "sequences_per_camera"
-                )
-            seqs.append(Sequence(k + 1, bounds[k], bounds[k + 1], first))
-        sequences[c] = seqs
-    visits = Visits(person, cam, start, end, view, geo[:, 0], geo[:, 1], geo[:, 2], geo[:, 3],
-                    rng.uniform(0, 2 * np.pi, n_v), reappear, rec_start, rec_end)
+        sequences[c] = _camera_sequences(rng, c, cuts + [t_end])
+    return sequences, occupancy, rec_start, rec_end
 
-    # --- identities: file-name pids and the train / test split --------------------------
-    pids = [int(x) for x in rng.permutation(np.arange(1, n_people + 1))]
-    split_of = ["train" if p < knobs.n_train_ids else "test" for p in range(n_people)]
 
-    # --- detections: boxes kept per visit ------------------------------------------------
-    every = knobs.detect_every
-    phase = {c.camid: int(rng.integers(0, every)) for c in cameras}
-    by_cam = {c: np.flatnonzero(cam == c) for c in range(1, n_cams + 1)}
-    span_of = {c: (start[idx], end[idx]) for c, idx in by_cam.items()}
-    seq_starts = {c: [s.start for s in seqs] for c, seqs in sequences.items()}
-    images: list[ImagePlan] = []
-    used: set[tuple[int, int, int, int]] = set()  # (cam, seq, raw, box)
+class _Views:
+    """What the cameras see: the sequence that holds a frame, and who is in view then."""
 
-    def locate(c: int, t: int) -> Sequence:
-        k = bisect_right(seq_starts[c], t) - 1
-        return sequences[c][max(k, 0)]
+    def __init__(self, visits: Visits, sequences: dict[int, list[Sequence]], n_cams: int):
+        self.visits = visits
+        self.sequences = sequences
+        self.by_cam = {c: np.flatnonzero(visits.cam == c) for c in range(1, n_cams + 1)}
+        self.span_of = {c: (visits.start[idx], visits.end[idx]) for c, idx in self.by_cam.items()}
+        self.seq_starts = {c: [s.start for s in seqs] for c, seqs in sequences.items()}
+        self.seen: dict[tuple[int, int], list[tuple[float, int, float, float]]] = {}
 
-    seen: dict[tuple[int, int], list[tuple[float, int, float, float]]] = {}
+    def locate(self, c: int, t: int) -> Sequence:
+        """The sequence of camera ``c`` that records world frame ``t``."""
+        k = bisect_right(self.seq_starts[c], t) - 1
+        return self.sequences[c][max(k, 0)]
 
-    def in_view(c: int, t: int) -> list[tuple[float, int, float, float]]:
+    def in_view(self, c: int, t: int) -> list[tuple[float, int, float, float]]:
         """(x in the image, visit, X, d) of everybody visible in camera c at frame t
         (worked out once per (c, t): a crop and its neighbours ask for the same frame)."""
-        if (c, t) in seen:
-            return seen[c, t]
-        first, last = span_of[c]
-        act = by_cam[c][(first <= t) & (last >= t)]
+        if (c, t) in self.seen:
+            return self.seen[c, t]
+        first, last = self.span_of[c]
+        act = self.by_cam[c][(first <= t) & (last >= t)]
         out = []
         for i in act:
-            X, d = visits.pose_at(int(i), t)
+            X, d = self.visits.pose_at(int(i), t)
             out.append((FOV / 2 + X / d, int(i), X, d))
         out.sort()
-        seen[c, t] = out
+        self.seen[c, t] = out
         return out
 
-    def neighbours_of(c: int, t: int, x: float, d: float, skip: int) -> tuple:
+    def neighbours_of(self, c: int, t: int, x: float, d: float, skip: int) -> tuple:
+        """The people in view near image position ``x`` (depth ``d``) other than visit
+        ``skip``: ((person, view, X, d, frames since their visit began, phase0), ...)."""
+        v = self.visits
         out = []
-        for xo, i, X, do in in_view(c, t):
+        for xo, i, X, do in self.in_view(c, t):
             if i != skip and abs(xo - x) < 0.32 / d + 0.3 / do:
-                out.append((int(person[i]), int(view[i]), X, do, t - int(start[i]),
-                            float(visits.phase0[i])))
+                out.append((int(v.person[i]), int(v.view[i]), X, do, t - int(v.start[i]),
+                            float(v.phase0[i])))
         return tuple(out)
 
-    for i in range(n_v):
-        c = int(cam[i])
+
+def _detections(
+    rng: np.random.Generator,
+    knobs: WorldKnobs,
+    cameras: list[CameraSpec],
+    views: _Views,
+    split_of: list[str],
+) -> tuple[list[ImagePlan], set[tuple[int, int, int, int]]]:
+    """The boxes the detector keeps of each visit (on its camera's frame grid, with
+    misses, about ``images_per_visit`` of them), and the (cam, seq, raw, box) they take."""
+    visits = views.visits
+    every = knobs.detect_every
+    phase = {c.camid: int(rng.integers(0, every)) for c in cameras}
+    images: list[ImagePlan] = []
+    used: set[tuple[int, int, int, int]] = set()  # (cam, seq, raw, box)
+    for i in range(len(visits)):
+        c = int(visits.cam[i])
         r0, r1 = int(visits.rec_start[i]), int(visits.rec_end[i])
         det = np.arange(r0 + (phase[c] - r0) % every, r1 + 1, every)
         if len(det) == 0:
@@ -377,22 +443,27 @@ def plan_world(
             hit = det[[len(det) // 2]]
         m = min(len(hit), 1 + int(rng.poisson(knobs.images_per_visit - 1.0)))
         chosen = np.sort(rng.choice(hit, size=m, replace=False))
-        p = int(person[i])
+        p = int(visits.person[i])
         for t in chosen:
             t = int(t)
-            seq = locate(c, t)
-            everyone = in_view(c, t)
+            seq = views.locate(c, t)
+            everyone = views.in_view(c, t)
             box = 1 + [v for _, v, _, _ in everyone].index(i)
             X, d = visits.pose_at(i, t)
             used.add((c, seq.seq, seq.raw(t), box))
             images.append(ImagePlan(
                 split=split_of[p], name="", kind="person", person=p, cam=c, t=t,
                 seq=seq.seq, raw=seq.raw(t), box=box, visit=i,
-                subject=(int(view[i]), X, d, t - int(start[i]), float(visits.phase0[i])),
-                neighbours=neighbours_of(c, t, FOV / 2 + X / d, d, i),
+                subject=(int(visits.view[i]), X, d, t - int(visits.start[i]),
+                         float(visits.phase0[i])),
+                neighbours=views.neighbours_of(c, t, FOV / 2 + X / d, d, i),
             ))
+    return images, used
 
-    # --- query: one image per test identity per camera; the rest is the gallery --------
+
+def _queries(rng: np.random.Generator, images: list[ImagePlan]) -> None:
+    """One query image per test identity per camera, at random; the rest is the gallery
+    (in place)."""
     by_key: dict[tuple[int, int], list[int]] = {}
     for j, im in enumerate(images):
         if im.split == "test":
@@ -403,13 +474,23 @@ def plan_world(
         for j in js:
             images[j].split = "query" if j == q else "gallery"
 
-    # --- distractors (pid 0) and junk (pid -1): gallery only ---------------------------
+
+def _distractors_and_junk(
+    rng: np.random.Generator,
+    knobs: WorldKnobs,
+    views: _Views,
+    t_end: int,
+    used: set[tuple[int, int, int, int]],
+) -> list[ImagePlan]:
+    """Gallery-only boxes of nobody we know: distractors (pid 0) and junk (pid -1), each at
+    a random camera and frame, numbered after the boxes already taken there."""
+    images = []
     for kind, count in (("distractor", knobs.n_distractors), ("junk", knobs.n_junk)):
         for _ in range(count):
-            c = int(rng.integers(1, n_cams + 1))
+            c = int(rng.integers(1, knobs.n_cameras + 1))
             t = int(rng.integers(0, t_end))
-            seq = locate(c, t)
-            box = len(in_view(c, t)) + 1
+            seq = views.locate(c, t)
+            box = len(views.in_view(c, t)) + 1
             while (c, seq.seq, seq.raw(t), box) in used:
                 box += 1
             used.add((c, seq.seq, seq.raw(t), box))
@@ -418,9 +499,14 @@ def plan_world(
             images.append(ImagePlan(
                 split="gallery", name="", kind=kind, person=-1, cam=c, t=t, seq=seq.seq,
                 raw=seq.raw(t), box=box, visit=-1, subject=(int(rng.integers(4)), X, d, 0, 0.0),
-                neighbours=neighbours_of(c, t, FOV / 2 + X / d, d, -1),
+                neighbours=views.neighbours_of(c, t, FOV / 2 + X / d, d, -1),
             ))
+    return images
 
+
+def _name_and_order(images: list[ImagePlan], pids: list[int]) -> None:
+    """Market-1501 file names (pid, camera, sequence, raw frame, box), then the images in
+    split and name order, numbered (in place)."""
     for im in images:
         pid = {"person": None, "distractor": "0000", "junk": "-1"}[im.kind]
         pid = pid if pid is not None else f"{pids[im.person]:04d}"
@@ -429,4 +515,33 @@ def plan_world(
     images.sort(key=lambda im: (order[im.split], im.name))
     for k, im in enumerate(images):
         im.index = k
+
+
+def plan_world(
+    rng: np.random.Generator,
+    knobs: WorldKnobs,
+    cameras: list[CameraSpec],
+) -> Timeline:
+    """Plan routes, visits, sequences and every image of the world (no pixels yet)."""
+    n_people = knobs.n_train_ids + knobs.n_test_ids
+    xy, transit, routes = _routes(rng, knobs, n_people)
+    # visits: the recorded ones, the reappearances, how each looks, the recorded part
+    person, cam, start, dwell, length = _recorded_visits(rng, knobs, routes, transit)
+    person, cam, start, dwell, reappear = _reappearances(rng, knobs, person, cam, start, dwell,
+                                                         length)
+    end = start + dwell
+    t_end = int(end.max()) + 1
+    view, geo = _walks(rng, cameras, cam)
+    sequences, occupancy, rec_start, rec_end = _sequences(rng, knobs, cam, start, end, t_end)
+    visits = Visits(person, cam, start, end, view, geo[:, 0], geo[:, 1], geo[:, 2], geo[:, 3],
+                    rng.uniform(0, 2 * np.pi, len(person)), reappear, rec_start, rec_end)
+    # identities: file-name pids and the train / test split
+    pids = [int(x) for x in rng.permutation(np.arange(1, n_people + 1))]
+    split_of = ["train" if p < knobs.n_train_ids else "test" for p in range(n_people)]
+    # detections: the boxes kept of each visit, the queries, distractors and junk
+    views = _Views(visits, sequences, knobs.n_cameras)
+    images, used = _detections(rng, knobs, cameras, views, split_of)
+    _queries(rng, images)
+    images += _distractors_and_junk(rng, knobs, views, t_end, used)
+    _name_and_order(images, pids)
     return Timeline(t_end, visits, sequences, images, pids, split_of, xy, occupancy)
