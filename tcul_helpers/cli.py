@@ -24,8 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .atomic_files import write_json
-from .config import PROFILES, STARTS, VARIANTS, Config, get_config, parse_set, source_settings
+from .config import (
+    PROFILES,
+    STARTS,
+    VARIANTS,
+    Config,
+    get_config,
+    parse_set,
+    source_settings,
+    variant_settings,
+)
 from .data import DATASETS, load_dataset
 from .errors import TCULError
 
@@ -193,10 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_evaluate)
 
     p = add("sweep", "adapt once per value of one parameter",
-            "Run the adaptation once per value of one setting and print the final mAP and "
-            "rank-1 of each; results.json is written in the sweep folder.\n"
-            "Default --out: <runs>/<profile>/seed<S>/sweep-<param> (sweep-<param>-<variant> "
-            "for sul and pul), one sub-folder per value.",
+            "Run the adaptation once per value of one setting (or world knob: crowd_density, "
+            "reappear_prob) and print the final mAP and rank-1 of each. Each value is a "
+            "point of the sweeps' cache, <param>/<variant>-<value>.json, shared with the "
+            "sweeps command and the notebooks.\n"
+            "Default --out: <runs>/<profile>/seed<S>/sweeps (sweeps-<start> for the "
+            "profile's other start).",
             f"  {PROG} sweep --param lambda_fr --values 50,100,200\n"
             f"  {PROG} sweep --param n_clusters --values 100,200,400 --variant sul")
     p.add_argument("--param", required=True, metavar="NAME",
@@ -516,13 +526,10 @@ def _checkpoint_input_size(cfg: Config, model: Any, args: argparse.Namespace) ->
     return cfg.replace(height=size[0], width=size[1])
 
 
-def _safe_name(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(value)) or "_"
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Adapt once per value of ``--param``; table and results.json."""
-    from . import pipeline
+    """Adapt once per value of ``--param``, each value a cached point of
+    :func:`tcul_helpers.sweeps.run_point`; print the table."""
+    from . import sweeps
 
     param = args.param.strip()
     if param in ("profile", "variant"):
@@ -530,38 +537,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     values = [v.strip() for v in args.values.split(",") if v.strip()]
     if not values:
         raise TCULError("--values is empty: give comma-separated values, e.g. 50,100,200")
-    base = build_config(args, variant=args.variant)
+    base = build_config(args)
+    own = sorted(set(parse_set(args.sets)) & set(variant_settings(args.variant, base.profile)))
+    if own:
+        raise TCULError(f"--set {', '.join(own)}: the sweep runs --variant {args.variant} with "
+                        "its own value; sweep it with --param, or choose another --variant")
     _check_output(base, args)
     # every value is checked before anything runs
-    configs = [build_config(args, variant=args.variant, **{param: v}) for v in values]
-    suffix = "" if args.variant == "tcul" else f"-{args.variant}"
-    sweep_dir = args.out or pipeline.run_root(base, args.runs) / f"sweep-{param}{suffix}"
-    per_value_source = param in source_settings(base)
-    shared = None if per_value_source else _load_source_model(base, args)[0]
-    results = []
-    for cfg in configs:
-        value = getattr(cfg, param)
-        run_dir = sweep_dir / _safe_name(value)
-        print(f"--- {param} = {value} -> {run_dir}")
-        model = shared if shared is not None else _load_source_model(cfg, args,
-                                                                     run_dir / "source")[0]
-        target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
-        res = _run_adaptation(cfg, model, target, run_dir, args, args.fresh)
-        final = _final_scores(res.history, res.baseline)
-        results.append({"value": value, "run_dir": str(run_dir), "status": res.status,
-                        "iterations": len(res.history),
-                        "baseline": {k: res.baseline.get(k) for k in ("rank1", "mAP")},
-                        "mAP": final.get("mAP"), "rank1": final.get("rank1")})
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    out = sweep_dir / "results.json"
-    write_json(out, {"param": param, "variant": args.variant, "profile": base.profile,
-                     "seed": base.seed, "results": results})
+    typed = [_world_knob_value(param, v) if param in sweeps.WORLD_SWEEPS
+             else getattr(build_config(args, **{param: v}), param) for v in values]
+    out = args.out or sweeps.default_dir(base, args.runs)
+    shared = None if param in source_settings(base) else _load_source_model(base, args)[0]
+    points = [sweeps.run_point(base, param, args.variant, v, out, source_model=shared,
+                               progress=_progress(args), device=base.device, fresh=args.fresh)
+              for v in typed]
     print()
     print(_table([param, "mAP", "rank-1", "baseline mAP"],
-                 [[str(r["value"]), _fmt(r["mAP"]), _fmt(r["rank1"]),
-                   _fmt(r["baseline"]["mAP"])] for r in results]))
-    print(f"results: {out}")
+                 [[sweeps.value_name(v), _fmt(p["mAP"]), _fmt(p["rank1"]),
+                   _fmt(p["baseline"]["mAP"])] for v, p in zip(typed, points, strict=True)]))
+    print(f"points: {Path(out) / param}")
     return 0
+
+
+def _world_knob_value(knob: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise TCULError(f"--values: {text!r} is not a number; {knob} is a world knob: give "
+                        "numbers, e.g. 0.5,1,2") from None
 
 
 def cmd_config(args: argparse.Namespace) -> int:

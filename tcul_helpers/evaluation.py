@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from .array_checks import to_numpy
 from .errors import TCULError
 from .progress import tqdm
 
@@ -64,23 +65,8 @@ _NO_MATCH = "no query has a cross-camera true match in the gallery: check pids/c
 # --------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------
-def _to_numpy(x: Any, name: str) -> np.ndarray:
-    """numpy view of an array-like or torch tensor (torch is never imported here)."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu()
-        if str(x.dtype) == "torch.bfloat16":
-            x = x.float()
-        x = x.numpy()
-    try:
-        return np.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise TCULError(
-            f"{name} is not an array ({exc}): pass a numpy array or torch tensor"
-        ) from None
-
-
 def _as_distmat(distmat: Any) -> np.ndarray:
-    d = _to_numpy(distmat, "distmat")
+    d = to_numpy(distmat, "distmat")
     if d.ndim != 2:
         raise TCULError(
             f"distmat must be 2-D (queries x gallery), got shape {d.shape}: "
@@ -100,7 +86,7 @@ def _as_distmat(distmat: Any) -> np.ndarray:
 
 
 def _as_ids(x: Any, name: str, n: int, what: str) -> np.ndarray:
-    a = _to_numpy(x, name)
+    a = to_numpy(x, name)
     if a.ndim != 1:
         raise TCULError(f"{name} must be 1-D, got shape {a.shape}: pass one value per {what}")
     if a.shape[0] != n:
@@ -352,7 +338,7 @@ def evaluate_reference(
 
 
 def _as_features(x: Any, name: str) -> np.ndarray:
-    f = _to_numpy(x, name)
+    f = to_numpy(x, name)
     if f.ndim != 2:
         raise TCULError(
             f"{name} must be 2-D (images x dims), got shape {f.shape}: stack the features"
@@ -472,7 +458,7 @@ def evaluate_features(
 
 def summarize(cmc: Any, mAP: float) -> dict[str, float]:
     """``{"rank1", "rank5", "rank10", "mAP"}`` in percent, for tables and JSON."""
-    c = _to_numpy(cmc, "cmc")
+    c = to_numpy(cmc, "cmc")
     if c.ndim != 1 or c.shape[0] < 10:
         raise TCULError(
             f"cmc has shape {c.shape}: summarize needs a CMC curve of length >= 10 (max_rank >= 10)"

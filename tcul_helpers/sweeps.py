@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -26,7 +27,7 @@ from typing import Any
 
 from . import pipeline
 from .atomic_files import write_json
-from .config import Config, fingerprint
+from .config import Config, fingerprint, source_settings
 from .errors import TCULError
 from .models import ReidNet
 from .records import ReidDataset
@@ -47,8 +48,10 @@ def point_key(cfg: Config, sweep: str, value: float) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def _value_name(value: float) -> str:
-    """File-name form of a value: ``100``, ``0.05``, ``10000000``."""
+def value_name(value: Any) -> str:
+    """File-name form of a value: ``100``, ``0.05``, ``10000000``, ``resnet18``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(value)) or "_"
     v = float(value)
     return str(int(v)) if v.is_integer() else f"{v:g}"
 
@@ -94,9 +97,9 @@ def sweep_plan(cfg: Config, target: ReidDataset) -> dict[str, dict]:
     }
 
 
-def point_path(out_dir: str | Path, sweep: str, variant: str, value: float) -> Path:
+def point_path(out_dir: str | Path, sweep: str, variant: str, value: Any) -> Path:
     """``<out_dir>/<sweep>/<variant>-<value>.json``."""
-    return Path(out_dir) / sweep / f"{variant}-{_value_name(value)}.json"
+    return Path(out_dir) / sweep / f"{variant}-{value_name(value)}.json"
 
 
 def _read_point(path: Path) -> dict | None:
@@ -117,7 +120,7 @@ def _source(cfg: Config, source_dir: str | Path | None, device: Any, progress: b
 def _world(cfg: Config, sweep: str, value: float, out_dir: Path, progress: bool
            ) -> ReidDataset:
     if sweep in WORLD_SWEEPS:
-        root = out_dir / "worlds" / f"{sweep}-{_value_name(value)}"
+        root = out_dir / "worlds" / f"{sweep}-{value_name(value)}"
         # the sweep's own folder: a world of an older calibration there is regenerated
         return pipeline.ensure_world(cfg, "target", progress=progress,
                                      world_overrides={sweep: float(value)}, root=root,
@@ -125,11 +128,20 @@ def _world(cfg: Config, sweep: str, value: float, out_dir: Path, progress: bool
     return pipeline.ensure_world(cfg, "target", progress=progress)
 
 
+def _typed(cfg: Config, setting: str, value: Any) -> Any:
+    """``value`` for an integer setting as an integer (a slider or a plot gives floats)."""
+    current = getattr(cfg, setting, None)
+    if (isinstance(current, int) and not isinstance(current, bool)
+            and isinstance(value, int | float) and not isinstance(value, bool)):
+        return int(value)
+    return value
+
+
 def run_point(
     cfg: Config,
     sweep: str,
     variant: str,
-    value: float,
+    value: Any,
     out_dir: str | Path,
     *,
     source_model: ReidNet | None = None,
@@ -139,48 +151,49 @@ def run_point(
     device: Any = None,
     log: Callable[[str], object] | None = print,
     source_dir: str | Path | None = None,
+    fresh: bool = False,
 ) -> dict:
-    """One sweep point: the cached JSON if present, else one adaptation run, written to
-    :func:`point_path`. ``target`` defaults to the point's world; ``source_model`` to the
-    shared source model."""
-    if sweep not in SWEEPS:
-        raise TCULError(f"unknown sweep {sweep!r}: use one of {', '.join(SWEEPS)}")
+    """One sweep point: the cached JSON if present (unless ``fresh``), else one adaptation
+    run of ``variant`` with ``sweep`` set to ``value``, written to :func:`point_path`.
+
+    ``sweep`` is a world knob of :data:`WORLD_SWEEPS` (the point runs on its own world) or
+    any setting of :class:`~tcul_helpers.config.Config` (``value`` already of its type; it
+    wins over the variant's own settings). ``target`` defaults to the point's world;
+    ``source_model`` to the shared source model, or, for a setting that decides f_theta0,
+    to one trained for this value under ``<out_dir>/<sweep>/source-<value>``."""
     out_dir = Path(out_dir)
     path = point_path(out_dir, sweep, variant, value)
-    fp = fingerprint(cfg)
     key = point_key(cfg, sweep, value)
-    cached = _read_point(path) if path.exists() else None
+    cached = _read_point(path) if path.exists() and not fresh else None
     if cached is not None and cached.get("key") == key:
         cached["cached"] = True
         return cached
     if cached is not None and log:
         log(f"{path} was computed with other settings or worlds: recomputing it")
-    if sweep == "lambda_fr":
-        run_cfg = cfg.replace(lambda_fr=int(value))
-    elif sweep == "n_clusters":
-        run_cfg = cfg.replace(n_clusters=int(value))
-    else:
-        run_cfg = cfg
+    setting = {} if sweep in WORLD_SWEEPS else {sweep: _typed(cfg, sweep, value)}
+    run_cfg = pipeline.variant_config(cfg, variant, **setting)  # TCULError: unknown setting
     if target is None:
         target = _world(cfg, sweep, value, out_dir, progress)
     if source_model is None:
-        source_model = _source(cfg, source_dir, device, progress, log)
-    run_dir = out_dir / sweep / "runs" / f"{variant}-{_value_name(value)}"
+        if sweep in source_settings(cfg):
+            source_dir = out_dir / sweep / f"source-{value_name(value)}"
+        source_model = _source(run_cfg, source_dir, device, progress, log)
+    run_dir = out_dir / sweep / "runs" / f"{variant}-{value_name(value)}"
     t0 = time.perf_counter()
-    res = pipeline.run_adaptation(pipeline.variant_config(run_cfg, variant), source_model,
-                                  target, run_dir, device=device, progress=progress,
-                                  fresh=True, evaluate_each=False)
+    res = pipeline.run_adaptation(run_cfg, source_model, target, run_dir, device=device,
+                                  progress=progress, fresh=True, evaluate_each=False)
     seconds = time.perf_counter() - t0
     final = res.history[-1] if res.history else dict(res.baseline)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
     point = {
         "sweep": sweep,
         "param": sweep,
         "variant": variant,
-        "value": float(value),
+        "value": float(value) if number else value,
         "true_value": true_value,
         "seed": cfg.seed,
         "profile": cfg.profile,
-        "fingerprint": fp,
+        "fingerprint": fingerprint(cfg),
         "key": key,
         "rank1": final.get("rank1"),
         "rank5": final.get("rank5"),
@@ -201,7 +214,7 @@ def run_point(
     write_json(path, point)
     shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are not needed once cached
     if log:
-        log(f"{sweep} {variant} {_value_name(value)}: mAP {point['mAP']:.1f} ({seconds:.0f} s)")
+        log(f"{sweep} {variant} {value_name(value)}: mAP {point['mAP']:.1f} ({seconds:.0f} s)")
     point["cached"] = False
     return point
 
@@ -300,4 +313,4 @@ def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, lis
 
 
 __all__ = ["SWEEPS", "default_dir", "fingerprint", "load_sweeps", "point_key", "point_path",
-           "run_point", "run_sweeps", "sweep_plan", "visit_order"]
+           "run_point", "run_sweeps", "sweep_plan", "value_name", "visit_order"]

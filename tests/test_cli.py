@@ -75,7 +75,7 @@ def test_top_level_help_names_the_stages_and_commands():
     ("source", ["--evaluate", "f_theta0"]),
     ("adapt", ["--variant", "--iterations", "--fresh", "selection=none", "pul"]),
     ("evaluate", ["CHECKPOINT", "--json", "mAP"]),
-    ("sweep", ["--param", "--values", "results.json"]),
+    ("sweep", ["--param", "--values", "crowd_density", "sweeps"]),
     ("config", ["--list", "JSON"]),
     ("demo", ["--fresh", "report"]),
     ("sweeps", ["--only", "lambda_fr"]),
@@ -196,18 +196,31 @@ def test_adapt_without_selection_keeps_every_image(base: Path, adapted, common: 
     assert "reusing the source model" in out
 
 
-def test_sweep_writes_results(base: Path, adapted, common: list[str]):
+def test_sweep_runs_cached_points_of_the_sweeps(base: Path, adapted, common: list[str]):
+    """`sweep` is the sweeps' own mechanism (sweeps.run_point): one cached point per value,
+    shared with `sweeps` and the notebooks; a second call reads them instead of running."""
+    from tcul_helpers.sweeps import load_sweeps
+
     out_dir = base / "sweep"
-    code, out, err = run("sweep", *common, "--param", "n_clusters", "--values", "6, 12",
-                         "--set", "n_iter=0", "--out", str(out_dir))
+    argv = ["sweep", *common, "--param", "n_clusters", "--values", "6, 12", "--set",
+            "n_iter=0", "--out", str(out_dir)]
+    code, out, err = run(*argv)
     assert code == 0, err
-    results = json.loads((out_dir / "results.json").read_text())
-    assert results["param"] == "n_clusters" and results["variant"] == "tcul"
-    assert [r["value"] for r in results["results"]] == [6, 12]
-    for r in results["results"]:
-        assert (out_dir / str(r["value"]) / "history.json").is_file()
-        assert r["mAP"] == pytest.approx(r["baseline"]["mAP"])  # n_iter=0: the baseline
-    assert "n_clusters" in out and f"results: {out_dir / 'results.json'}" in out
+    points = {p["value"]: p for p in load_sweeps(out_dir)["n_clusters"]}
+    assert sorted(points) == [6.0, 12.0]
+    for value, p in points.items():
+        assert (out_dir / "n_clusters" / f"tcul-{int(value)}.json").is_file()
+        assert p["variant"] == "tcul" and p["mAP"] == pytest.approx(p["baseline"]["mAP"])
+    assert "n_clusters" in out and f"points: {out_dir / 'n_clusters'}" in out
+    again = run(*argv)
+    assert again[0] == 0 and again[1].strip().splitlines()[-1] == out.strip().splitlines()[-1]
+    assert "trained the source model" not in again[1] + again[2]
+
+
+def test_sweep_refuses_a_variant_setting_it_would_override(common: list[str]):
+    code, _, err = run("sweep", *common, "--param", "lambda_fr", "--values", "50",
+                       "--set", "selection=none")
+    assert_one_line_error(code, err, "--set selection", "--param")
 
 
 # ------------------------------------------------------------------------------ errors
