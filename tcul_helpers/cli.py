@@ -587,7 +587,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _check_output(cfg, args)
     out = args.out or demo.default_out(cfg, args.runs)
     demo.run_demo(cfg, out_dir=out, fresh=args.fresh, progress=_progress(args),
-                  device=cfg.device, sweeps_dir=sweeps.default_dir(cfg, args.runs))
+                  device=cfg.device, sweeps_dir=sweeps.default_dir(cfg, args.runs),
+                  runs=args.runs)
     print(f"demo finished: open {Path(out) / 'report.md'}")
     return 0
 

@@ -155,10 +155,10 @@ def _realism(cfg: Config, source, target, out: Path) -> dict:
 _START_KEYS = ("methods", "histories", "camera_pairs", "sweeps", "date")
 
 
-def _starts(cfg: Config, out_dir: Path, results: dict) -> dict[str, dict]:
+def _starts(cfg: Config, out_dir: Path, runs: Path, results: dict) -> dict[str, dict]:
     """What the report compares across the two starts of f_theta0, for this profile and
     seed: this run's numbers, and the other start's from its own demo folder
-    (:func:`default_out`) when that demo ran on the same worlds;
+    (:func:`default_out` under ``runs``) when that demo ran on the same worlds;
     ``{start: {"methods", "histories", "camera_pairs", "sweeps", "date", "out"}}``."""
     out: dict[str, dict] = {results["start"]: {k: results.get(k) for k in _START_KEYS}}
     out[results["start"]]["out"] = str(out_dir)
@@ -166,7 +166,7 @@ def _starts(cfg: Config, out_dir: Path, results: dict) -> dict[str, dict]:
         if start in out:
             continue
         other = get_config(cfg.profile, seed=cfg.seed, start=start)
-        path = default_out(other, out_dir.parent) / "results.json"
+        path = default_out(other, runs) / "results.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -261,13 +261,16 @@ def run_demo(
     log: Callable[[str], object] | None = print,
     sweeps_dir: str | Path | None = None,
     command: str | None = None,
+    runs: str | Path | None = None,
 ) -> dict:
     """Run the whole demo into ``out_dir`` and return the results (also ``results.json``).
 
     Stages (each timed, ``reused`` when read from disk): worlds, source model, baseline,
     TCUL, SUL, PUL-style, figures, report. Sweep figures are drawn from whatever
     :func:`tcul_helpers.sweeps.load_sweeps` finds in ``sweeps_dir`` (default:
-    :func:`tcul_helpers.sweeps.default_dir` beside ``out_dir``) for ``cfg``'s settings.
+    :func:`tcul_helpers.sweeps.default_dir` under ``runs``) for ``cfg``'s settings. The source
+    model and the runs are cached under ``runs`` (default: ``out_dir``'s parent, so that
+    ``runs/demo`` shares ``runs/<profile>/seed<S>`` with the command line and notebooks).
     The last log line is ``Report: <path>``. Under torchrun the ranks share the training
     and extraction; rank 0 alone reads and writes the caches, draws and reports.
     """
@@ -275,7 +278,8 @@ def run_demo(
     t_start = time.perf_counter()
     out = Path(out_dir)
     # f_theta0 and the runs live in runs/<profile>/seed<S>, shared with the CLI and notebooks
-    source_dir = pipeline.source_dir(cfg, out.parent)
+    runs_root = Path(runs) if runs is not None else out.parent
+    source_dir = pipeline.source_dir(cfg, runs_root)
     if fresh:
         distributed.main_only(_clear, out, source_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -320,7 +324,7 @@ def run_demo(
     methods: dict[str, dict] = {"baseline": base}
     for variant in METHODS:
         run_cfg = pipeline.variant_config(cfg, variant)
-        run_dir = run_dirs[variant] = pipeline.variant_dir(run_cfg, variant, out.parent)
+        run_dir = run_dirs[variant] = pipeline.variant_dir(run_cfg, variant, runs_root)
         done = (not fresh) and distributed.on_main(_run_complete, run_dir, run_cfg, target)
         stages.run(variant, lambda c=run_cfg, d=run_dir: pipeline.run_adaptation(
             c, model, target, d, device=dev, progress=progress, log=say, fresh=fresh,
@@ -335,7 +339,7 @@ def run_demo(
     def finish() -> dict[str, Any]:  # realism, figures and the report: rank 0 alone
         nonlocal sweeps_dir
         if sweeps_dir is None:
-            sweeps_dir = default_dir(cfg, out.parent)
+            sweeps_dir = default_dir(cfg, runs_root)
         sweeps = load_sweeps(sweeps_dir, cfg)
         results: dict[str, Any] = {
             "profile": cfg.profile,
@@ -357,7 +361,7 @@ def run_demo(
                 "points": sweeps,
             },
         }
-        results["starts"] = _starts(cfg, out, results)
+        results["starts"] = _starts(cfg, out, runs_root, results)
         figures = stages.run("figures", lambda: _figures(cfg, target, out, run_dirs["tcul"],
                                                          histories, sweeps, results))
         results["figures"] = {k: os.path.relpath(v, out) for k, v in figures.items()}

@@ -313,7 +313,8 @@ def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[
     assert cfg.profile == "smoke" and cfg.seed == 2
     assert kw == {"out_dir": base / "runs" / "demo-smoke-seed2", "fresh": True,
                   "progress": False, "device": "auto",
-                  "sweeps_dir": base / "runs" / "smoke" / "seed2" / "sweeps"}
+                  "sweeps_dir": base / "runs" / "smoke" / "seed2" / "sweeps",
+                  "runs": base / "runs"}
 
     assert run("sweeps", *common, "--only", "lambda_fr,n_clusters", "--out",
                str(base / "sw"))[0] == 0

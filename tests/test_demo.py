@@ -73,6 +73,17 @@ def test_demo_writes_report_results_and_figures(demo):
     assert tcul_map in report  # numbers come from the run
 
 
+def test_a_report_written_elsewhere_reuses_the_runs_under_runs(demo):
+    """`demo --out X --runs R`: the runs are cached under R, not beside X."""
+    cfg, root, first, _ = demo
+    again = run_demo(cfg, root / "elsewhere" / "demo", progress=False, log=None,
+                     sweeps_dir=root / "sweeps", runs=root)
+    for stage in ("source model", "tcul", "sul", "pul"):  # the baseline is the report's
+        assert again["stages"][stage]["reused"], stage
+    assert again["methods"] == first["methods"]
+    assert not (root / "elsewhere" / "smoke").exists()
+
+
 def test_second_demo_call_reuses_everything(demo):
     cfg, root, first, _ = demo
     lines: list[str] = []
