@@ -32,6 +32,7 @@ from .errors import TCULError
 #: Norms below this are clamped, so a zero vector has cosine similarity 0 with everything.
 EPS = 1e-12
 
+
 def _as(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype)
 

@@ -389,6 +389,4 @@ def _invocation() -> str:
     return " ".join([head, *sys.argv[1:]])
 
 
-
-
 __all__ = ["FIGURE_FILES", "METHODS", "default_out", "run_demo"]

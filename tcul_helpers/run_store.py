@@ -60,7 +60,6 @@ def _clean(v: Any) -> Any:
     return v
 
 
-
 class RunStore:
     """The run folder: configuration, history, state and checkpoint, written atomically.
 
@@ -215,7 +214,6 @@ def _stamp(path: Path) -> int | None:
     except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, KeyError):
         raise TCULError(f"{path} is unreadable (damaged or not a kit file): delete it, or "
                         "start the run over (--fresh)") from None
-
 
 
 def read_only(run_dir: Path) -> bool:

@@ -38,6 +38,7 @@ SWEEPS = ("lambda_fr", "n_clusters", "crowd_density", "reappear_prob")
 WORLD_SWEEPS = ("crowd_density", "reappear_prob")
 INFINITE_FRAMES = 10**7  # "no temporal window": every image of a group is kept
 
+
 def point_key(cfg: Config, sweep: str, value: float) -> str:
     """The cache key of one sweep point: :func:`fingerprint` of the settings plus the source
     and target worlds the point is computed on (a world regenerated with other knobs, or by

@@ -163,7 +163,6 @@ def test_update_centers_matches_naive_eq6_loop():
     np.testing.assert_allclose(update_centers(centers, feats, labels, lam, beta), ref, atol=1e-12)
 
 
-
 # ------------------------------------------------------------------------------ bad input
 
 def test_bad_inputs_have_one_line_messages():
