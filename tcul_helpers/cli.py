@@ -356,13 +356,6 @@ def _check_output_here(cfg: Config, args: argparse.Namespace) -> None:
         # without writing, and refuses anything else with the same one line
 
 
-def _final_scores(history: list[dict], baseline: dict) -> dict:
-    for record in reversed(history):
-        if "mAP" in record:
-            return record
-    return baseline
-
-
 # ----------------------------------------------------------------------------- commands
 def _print_world(summary: dict) -> None:
     how = "reused" if summary.get("reused") else f"generated in {summary['seconds']:.1f} s"
@@ -544,7 +537,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                         "its own value; sweep it with --param, or choose another --variant")
     _check_output(base, args)
     # every value is checked before anything runs
-    typed = [_world_knob_value(param, v) if param in sweeps.WORLD_SWEEPS
+    typed = [_world_knob_value(base, param, v) if param in sweeps.WORLD_SWEEPS
              else getattr(build_config(args, **{param: v}), param) for v in values]
     out = args.out or sweeps.default_dir(base, args.runs)
     shared = None if param in source_settings(base) else _load_source_model(base, args)[0]
@@ -559,12 +552,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _world_knob_value(knob: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise TCULError(f"--values: {text!r} is not a number; {knob} is a world knob: give "
-                        "numbers, e.g. 0.5,1,2") from None
+def _world_knob_value(cfg: Config, knob: str, text: str) -> Any:
+    """One ``--values`` entry of a world knob, parsed as ``world --knob`` parses it and
+    checked by the generator's own rules (:func:`~tcul_helpers.synthetic.presets.resolve_knobs`)."""
+    from .synthetic.presets import resolve_knobs
+
+    value = _parse_knobs([f"{knob}={text}"])[knob]
+    return getattr(resolve_knobs("target", cfg.world_scale, {knob: value}), knob)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -365,13 +365,15 @@ def run_demo(
         figures = stages.run("figures", lambda: _figures(cfg, target, out, run_dirs["tcul"],
                                                          histories, sweeps, results))
         results["figures"] = {k: os.path.relpath(v, out) for k, v in figures.items()}
-        results["stages"] = stages.data
-        results["stage_seconds"] = {k: v["seconds"] for k, v in stages.data.items()}
-        results["total_seconds"] = time.perf_counter() - t_start
+
+        def timings() -> None:  # the stages so far: for the report, then with the report
+            results["stages"] = stages.data
+            results["stage_seconds"] = {k: v["seconds"] for k, v in stages.data.items()}
+            results["total_seconds"] = time.perf_counter() - t_start
+
+        timings()
         report = stages.run("report", lambda: write_report(results, out, figures))
-        results["stages"] = stages.data
-        results["stage_seconds"] = {k: v["seconds"] for k, v in stages.data.items()}
-        results["total_seconds"] = time.perf_counter() - t_start
+        timings()
         results["report"] = str(report)
         _write_json(out / "results.json", results)
         say(f"total {results['total_seconds']:.1f} s")

@@ -86,10 +86,16 @@ def sq_distance_table(
     return d
 
 
+def _partial_sq_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """``||c_k||^2 - 2 x_i.c_k`` (``N x K``): squared distances less the per-row ``||x_i||^2``,
+    which does not change the nearest centre."""
+    return sq_distance_table(x, centers.T, c_sq=_sq_norms(centers))
+
+
 def _nearest(x: np.ndarray, x_sq: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels (first minimum) and squared distances of every row of ``x`` to its nearest ``c``
     (the ``||x||^2`` term is added after the argmin, which it does not change)."""
-    part = sq_distance_table(x, c.T, c_sq=_sq_norms(c))
+    part = _partial_sq_distances(x, c)
     labels = part.argmin(axis=1)
     best = np.take_along_axis(part, labels[:, None], axis=1)[:, 0]
     best += x_sq
@@ -171,12 +177,6 @@ def _own_distances(x: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np
         diff = x[s : s + step] - centers[labels[s : s + step]]
         out[s : s + step] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return out
-
-
-def _partial_sq_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """``||c_k||^2 - 2 x_i.c_k`` (``N x K``): squared distances less the per-row ``||x_i||^2``,
-    which does not change the nearest centre."""
-    return sq_distance_table(x, centers.T, c_sq=_sq_norms(centers))
 
 
 def kmeans(

@@ -81,7 +81,6 @@ class _Figure:
     app: Appearance
     view: int
     fx: float
-    fy: float
     H: float
     side: bool
     direction: float  # -1 walking left, +1 otherwise
@@ -165,7 +164,7 @@ def _figure(app: Appearance, view: int, fx: float, fy: float, H: float,
     head = [fx - hr_x, head_cy - hr_y, fx + hr_x, head_cy + hr_y]
     hair_box = [head[0] - 0.006 * H, head[1] - 0.008 * H, head[2] + 0.006 * H, head[3]]
     lean = direction * 0.015 * H if side else 0.0
-    return _Figure(app, view, fx, fy, H, side, direction, ys, yw, yl, hem, sw, hw, lw, aw,
+    return _Figure(app, view, fx, H, side, direction, ys, yw, yl, hem, sw, hw, lw, aw,
                    max(1, int(0.018 * H)), sleeve_col, sleeve_frac, head_cy, hr_x, head,
                    hair_box, lean, legs, arms)
 
@@ -566,12 +565,12 @@ class _Canvas:
         return (x - self.x0) * self.k, (y - self.y0) * self.k
 
 
-def _crop_scene(ctx: RenderContext, cam: CameraSpec, camid: int, det: _Detection, CW: int,
+def _crop_scene(ctx: RenderContext, cam: CameraSpec, det: _Detection, CW: int,
                 CH: int) -> tuple[Image.Image, _Canvas]:
     """The camera's empty scene under the box (kept inside the panorama), at canvas size."""
     x0, y0 = det.cx - det.bw / 2, det.bottom - det.bh
     x0 = min(max(x0, PANO_X0 + 0.01), PANO_X1 - det.bw - 0.01)
-    pano = ctx.panorama(camid)
+    pano = ctx.panorama(cam.camid)
     pw, ph = pano_size(cam)
     y0 = min(max(y0, PANO_Y0 + 0.01), PANO_Y0 + ph / PPU - det.bh - 0.01)
     box = ((x0 - PANO_X0) * PPU, (y0 - PANO_Y0) * PPU, (x0 + det.bw - PANO_X0) * PPU,
@@ -591,10 +590,15 @@ def _draw_people(dr: ImageDraw.ImageDraw, ctx: RenderContext, cam: CameraSpec, p
         figures.append((det.d, det.subject, det.view, det.X, since, phase0))
     figures.sort(key=lambda f: -f[0])
     for do, app, v, Xo, since_o, ph0 in figures:
-        xo, yo, so = project(cam, Xo, do)
-        fx, fy = canvas.to_px(xo, yo)
-        phase = ph0 + 2 * math.pi * since_o / app.stride
-        draw_person(dr, app, v, fx, fy, so * canvas.k, phase)
+        _draw_at(dr, cam, canvas, app, v, Xo, do, since_o, ph0)
+
+
+def _draw_at(dr: ImageDraw.ImageDraw, cam: CameraSpec, canvas: _Canvas, app: Appearance,
+             view: int, X: float, d: float, since: int, phase0: float) -> None:
+    """One person at floor position (X, d) of ``cam``, ``since`` frames into its walk."""
+    xo, yo, so = project(cam, X, d)
+    fx, fy = canvas.to_px(xo, yo)
+    draw_person(dr, app, view, fx, fy, so * canvas.k, phase0 + 2 * math.pi * since / app.stride)
 
 
 def _subject_mask(cam: CameraSpec, plan: ImagePlan, det: _Detection, canvas: _Canvas, CW: int,
@@ -603,10 +607,8 @@ def _subject_mask(cam: CameraSpec, plan: ImagePlan, det: _Detection, canvas: _Ca
     since, phase0 = plan.subject[3:]
     layer = Image.new("RGBA", (CW, CH), (0, 0, 0, 0))
     if det.subject is not None:
-        xo, yo, so = project(cam, det.X, det.d)
-        fx, fy = canvas.to_px(xo, yo)
-        draw_person(ImageDraw.Draw(layer, "RGBA"), det.subject, det.view, fx, fy, so * canvas.k,
-                    phase0 + 2 * math.pi * since / det.subject.stride)
+        _draw_at(ImageDraw.Draw(layer, "RGBA"), cam, canvas, det.subject, det.view, det.X, det.d,
+                 since, phase0)
     alpha = layer.getchannel("A").resize(size, Image.Resampling.BOX)
     return np.asarray(alpha) > 127  # the floor shadow (alpha 70) is not the person
 
@@ -677,7 +679,7 @@ def render_image(ctx: RenderContext, plan: ImagePlan, *, people: bool = True,
     _, X, d = plan.subject[:3]
     x_f, y_f, scale = project(cam, X, d)
     det = _detect(rng, ctx, plan, x_f, y_f, scale)
-    img, canvas = _crop_scene(ctx, cam, plan.cam, det, CW, CH)
+    img, canvas = _crop_scene(ctx, cam, det, CW, CH)
     dr = ImageDraw.Draw(img, "RGBA")
     if people:
         _draw_people(dr, ctx, cam, plan, det, canvas)

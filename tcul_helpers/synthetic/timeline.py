@@ -449,14 +449,14 @@ def _detections(
             seq = views.locate(c, t)
             everyone = views.in_view(c, t)
             box = 1 + [v for _, v, _, _ in everyone].index(i)
-            X, d = visits.pose_at(i, t)
+            xo, _, X, d = everyone[box - 1]  # in_view worked out its pose and position
             used.add((c, seq.seq, seq.raw(t), box))
             images.append(ImagePlan(
                 split=split_of[p], name="", kind="person", person=p, cam=c, t=t,
                 seq=seq.seq, raw=seq.raw(t), box=box, visit=i,
                 subject=(int(visits.view[i]), X, d, t - int(visits.start[i]),
                          float(visits.phase0[i])),
-                neighbours=views.neighbours_of(c, t, FOV / 2 + X / d, d, i),
+                neighbours=views.neighbours_of(c, t, xo, d, i),
             ))
     return images, used
 
