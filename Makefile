@@ -56,7 +56,7 @@ test: $(STAMP) ## Run every test, notebooks included (TCUL_PROFILE=smoke)
 .PHONY: lab
 lab: $(STAMP) ## Open JupyterLab on notebooks/ with the kit's environment as kernel
 	$(PY) -m ipykernel install --user --name tcul-kit --display-name "TCUL kit (.venv)" >/dev/null
-	$(PY) -m tcul_helpers.lab_settings
+	$(PY) -m tcul_helpers.teaching.lab_settings
 	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 .PHONY: lint

@@ -23,9 +23,9 @@ import time
 import numpy as np
 import torch
 
-from tcul_helpers.device import seed_everything
-from tcul_helpers.losses import baseline_loss
-from tcul_helpers.models import (
+from tcul_helpers.infra.device import seed_everything
+from tcul_helpers.method.triplet_loss import baseline_loss
+from tcul_helpers.training.models import (
     build_model,
     check_weights_hash,
     load_imagenet_state,

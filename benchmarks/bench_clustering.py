@@ -35,9 +35,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tcul_helpers.clustering import assign_clusters, update_centers  # noqa: E402
-from tcul_helpers.kmeans import kmeans  # noqa: E402
-from tcul_helpers.selection import select_temporal  # noqa: E402
+from tcul_helpers.method.assignment import assign_clusters  # noqa: E402
+from tcul_helpers.method.center_update import update_centers
+from tcul_helpers.method.kmeans_engine import kmeans  # noqa: E402
+from tcul_helpers.method.selection import select_temporal  # noqa: E402
 
 
 def make_reid_like_features(

@@ -1,4 +1,5 @@
-"""Wall time of the whole demo (``tcul_helpers.demo.run_demo``) per stage, against the target.
+"""Wall time of the whole demo (``tcul_helpers.experiment.demo.run_demo``) per stage, against the
+target.
 
 Usage: ``python benchmarks/bench_demo.py [--profile classroom] [--seed 0] [--out DIR]
 [--fresh-worlds]``. Runs the demo from scratch (fresh source model and runs; the synthetic
@@ -18,9 +19,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from tcul_helpers.config import PROFILES, get_config  # noqa: E402
-from tcul_helpers.demo import run_demo  # noqa: E402
-from tcul_helpers.sweeps import default_dir  # noqa: E402
+from tcul_helpers.experiment.demo import run_demo  # noqa: E402
+from tcul_helpers.experiment.sweeps import default_dir  # noqa: E402
+from tcul_helpers.settings.config import PROFILES, get_config  # noqa: E402
 
 TARGET_SECONDS = 600.0  # the demo should finish in 10 minutes on a laptop CPU
 

@@ -1,4 +1,5 @@
-"""Benchmark of tcul_helpers.evaluation: speed of the vectorised CMC/mAP, memory from features.
+"""Benchmark of tcul_helpers.measurement.evaluation: speed of the vectorised CMC/mAP, memory from
+features.
 
 1) Market-1501 scale (3,368 queries x 15,913 gallery, 750 identities, 6 cameras, pid-0
    distractors; distances from noisy identity embeddings): reference loop vs ``evaluate``.
@@ -24,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tcul_helpers.evaluation import (  # noqa: E402
+from tcul_helpers.measurement.evaluation import (
     evaluate,
     evaluate_features,
     evaluate_reference,

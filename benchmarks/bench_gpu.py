@@ -5,10 +5,10 @@ modern GPU and prints one table, a row as soon as it is measured (a section that
 prints its one-line error in its row and the others still run):
 
 * ResNet-50 at 256x128, float16 AMP + channels-last, P x K = 16 x 8: training images/s
-  through :func:`tcul_helpers.training.train_source` on a synthetic JPEG world (decoding,
+  through :func:`tcul_helpers.training.loops.train_source` on a synthetic JPEG world (decoding,
   augmentation and the loader workers included), **beside the same network on synthetic
   in-memory tensors** (the ceiling of the GPU) and their ratio (goal >= 0.7);
-* extraction images/s (:func:`tcul_helpers.features.extract_features`) and the peak GPU
+* extraction images/s (:func:`tcul_helpers.training.features.extract_features`) and the peak GPU
   memory;
 * the CUDA tests (``tests/test_cuda.py``), passed / failed;
 * one TCUL iteration with the paper profile's settings (20 fine-tuning epochs) on the
@@ -40,18 +40,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import sync, time_train_steps  # noqa: E402
 
-from tcul_helpers.algorithm import prepare_features  # noqa: E402
-from tcul_helpers.clustering import assign_clusters, update_centers  # noqa: E402
-from tcul_helpers.config import get_config  # noqa: E402
-from tcul_helpers.device import seed_everything  # noqa: E402
-from tcul_helpers.evaluation import evaluate_model  # noqa: E402
-from tcul_helpers.features import extract_features  # noqa: E402
-from tcul_helpers.kmeans import kmeans_init  # noqa: E402
-from tcul_helpers.models import build_model, model_to_device  # noqa: E402
-from tcul_helpers.pipeline import ensure_world  # noqa: E402
-from tcul_helpers.run_store import TRACE  # noqa: E402
-from tcul_helpers.selection import select_reliable  # noqa: E402
-from tcul_helpers.training import finetune, train_source  # noqa: E402
+from tcul_helpers.experiment.pipeline import ensure_world  # noqa: E402
+from tcul_helpers.experiment.run_store import TRACE  # noqa: E402
+from tcul_helpers.experiment.runner import prepare_features  # noqa: E402
+from tcul_helpers.infra.device import seed_everything  # noqa: E402
+from tcul_helpers.measurement.evaluation import evaluate_model  # noqa: E402
+from tcul_helpers.method.assignment import assign_clusters  # noqa: E402
+from tcul_helpers.method.center_update import update_centers
+from tcul_helpers.method.kmeans import kmeans_init  # noqa: E402
+from tcul_helpers.method.selection import select_reliable  # noqa: E402
+from tcul_helpers.settings.config import get_config  # noqa: E402
+from tcul_helpers.training.features import extract_features  # noqa: E402
+from tcul_helpers.training.loops import finetune, train_source  # noqa: E402
+from tcul_helpers.training.models import build_model, model_to_device  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 50

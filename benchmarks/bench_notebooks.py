@@ -29,8 +29,8 @@ from pathlib import Path
 
 import nbformat
 
-from tcul_helpers.config import PROFILES
-from tcul_helpers.notebook_runner import TIME_LINE, execute_notebook
+from tcul_helpers.settings.config import PROFILES
+from tcul_helpers.teaching.notebook_runner import TIME_LINE, execute_notebook
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 LAB_SECONDS = 90 * 60

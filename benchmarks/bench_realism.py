@@ -1,4 +1,5 @@
-"""Realism of the synthetic worlds (tcul_helpers.realism), seed by seed, against the goals.
+"""Realism of the synthetic worlds (tcul_helpers.measurement.realism), seed by seed, against the
+goals.
 
 Goals for the classroom *target* world of every seed (issue 10; data/README.md,
 "Calibration"): the whole-crop 512-bin colour histogram ranks far above chance (rank-1 >= 10,
@@ -23,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tcul_helpers import realism  # noqa: E402
-from tcul_helpers.data import load_dataset  # noqa: E402
-from tcul_helpers.synthetic import SCALES, make_world  # noqa: E402
+from tcul_helpers.data.readers import load_dataset  # noqa: E402
+from tcul_helpers.data.synthetic import SCALES, make_world  # noqa: E402
+from tcul_helpers.measurement import realism  # noqa: E402
 
 COLUMNS = ("world", "rank-1", "mAP", "chance r1/mAP", "NN own cam", "chance NN", "person share",
            "bg sim within/across", "imgs/visit", "crowding")

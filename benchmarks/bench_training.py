@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tcul_helpers.config import get_config
-from tcul_helpers.device import autocast, seed_everything
-from tcul_helpers.features import extract_features
-from tcul_helpers.image_dataset import ImageCache
-from tcul_helpers.losses import baseline_loss, batch_hard_triplet_loss
-from tcul_helpers.models import build_model, model_to_device
-from tcul_helpers.records import ImageRecord
-from tcul_helpers.training import finetune
+from tcul_helpers.data.records import ImageRecord
+from tcul_helpers.infra.device import autocast, seed_everything
+from tcul_helpers.method.triplet_loss import baseline_loss, batch_hard_triplet_loss
+from tcul_helpers.settings.config import get_config
+from tcul_helpers.training.features import extract_features
+from tcul_helpers.training.image_dataset import ImageCache
+from tcul_helpers.training.loops import finetune
+from tcul_helpers.training.models import build_model, model_to_device
 
 CPU_TARGET = 500.0
 

@@ -1,4 +1,4 @@
-"""Speed of the synthetic world generator (tcul_helpers.synthetic.make_world).
+"""Speed of the synthetic world generator (tcul_helpers.data.synthetic.make_world).
 
 Targets: the classroom *target* world (200 train ids, 100 test ids, 6 cameras, ~5k JPEG
 crops) is generated in under 30 s on 2 CPU cores, at >= 1,000 images/s (issue 10). For each
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tcul_helpers.synthetic import SCALES, make_world  # noqa: E402
+from tcul_helpers.data.synthetic import SCALES, make_world  # noqa: E402
 
 TARGET_SECONDS = 30.0
 TARGET_IMAGES_PER_S = 1000.0

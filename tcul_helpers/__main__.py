@@ -1,5 +1,5 @@
-"""``python -m tcul_helpers``: the command line (:mod:`tcul_helpers.cli`)."""
+"""``python -m tcul_helpers``: the command line (:mod:`tcul_helpers.experiment.cli`)."""
 
-from .cli import main
+from .experiment.cli import main
 
 raise SystemExit(main())

@@ -9,26 +9,26 @@ import math
 import numpy as np
 import pytest
 
-from tcul_helpers import pipeline
-from tcul_helpers.algorithm import (
-    NonFiniteFeaturesError,
-    TooFewSamplesWarning,
-    adapt,
-    prepare_features,
-)
-from tcul_helpers.config import get_config
-from tcul_helpers.data import load_dataset
-from tcul_helpers.errors import TCULError
-from tcul_helpers.metrics import pairwise_precision
-from tcul_helpers.models import load_checkpoint
-from tcul_helpers.run_store import (
+from tcul_helpers.data.readers import load_dataset
+from tcul_helpers.experiment import pipeline
+from tcul_helpers.experiment.run_store import (
     CHECKPOINT,
     load_history,
     load_trace,
     run_data_matches,
     run_settings_match,
 )
-from tcul_helpers.training import NonFiniteLossError
+from tcul_helpers.experiment.runner import (
+    NonFiniteFeaturesError,
+    TooFewSamplesWarning,
+    adapt,
+    prepare_features,
+)
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.measurement.metrics import pairwise_precision
+from tcul_helpers.settings.config import get_config
+from tcul_helpers.training.loops import NonFiniteLossError
+from tcul_helpers.training.models import load_checkpoint
 
 HISTORY_KEYS = {"iteration", "n_reliable", "n_pseudo_ids", "seconds", "precision", "nmi",
                 "ari", "rank1", "rank5", "mAP"}
@@ -154,7 +154,7 @@ def test_a_run_of_an_older_kit_in_the_kits_own_folder_is_started_over(world, tmp
     """A PUL-style run written before the softmax fine-tuning (its config.json has no
     finetune_loss: the triplet loss) is refused by adapt, started over by run_adaptation for
     the kit's own folders, and not taken as done by the demo."""
-    from tcul_helpers.demo import _run_complete
+    from tcul_helpers.experiment.demo import _run_complete
 
     cfg, target, model = world
     cfg = cfg.replace(n_iter=1)

@@ -67,14 +67,14 @@ def lab_url(tmp_path_factory):
         if REQUIRED:
             pytest.fail(f"TCUL_REQUIRE_BROWSER=1 but {reason}")
         pytest.skip(reason)
-    from tcul_helpers.session import LabSession
+    from tcul_helpers.teaching.session import LabSession
 
     base = tmp_path_factory.mktemp("browser")
     home = base / "home"
     LabSession("smoke", progress=False, home=home).source_model()
     nbs = base / "notebooks"
     shutil.copytree(NB_DIR, nbs)
-    from tcul_helpers.lab_settings import write_user_settings
+    from tcul_helpers.teaching.lab_settings import write_user_settings
 
     write_user_settings(base / "settings")  # what `make lab` sets (widget state saved)
     settings = base / "settings" / "@jupyterlab" / "notebook-extension"

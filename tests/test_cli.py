@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tcul_helpers import cli
-from tcul_helpers.config import Config
-from tcul_helpers.data import load_dataset
-from tcul_helpers.models import build_model, save_checkpoint
+from tcul_helpers.data.readers import load_dataset
+from tcul_helpers.experiment import cli
+from tcul_helpers.settings.config import Config
+from tcul_helpers.training.models import build_model, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("world", "source", "adapt", "evaluate", "sweep", "config", "demo", "sweeps")
@@ -199,7 +199,7 @@ def test_adapt_without_selection_keeps_every_image(base: Path, adapted, common: 
 def test_sweep_runs_cached_points_of_the_sweeps(base: Path, adapted, common: list[str]):
     """`sweep` is the sweeps' own mechanism (sweeps.run_point): one cached point per value,
     shared with `sweeps` and the notebooks; a second call reads them instead of running."""
-    from tcul_helpers.sweeps import load_sweeps
+    from tcul_helpers.experiment.sweeps import load_sweeps
 
     out_dir = base / "sweep"
     argv = ["sweep", *common, "--param", "n_clusters", "--values", "6, 12", "--set",
@@ -292,21 +292,21 @@ def test_other_errors_are_not_swallowed(monkeypatch):
 # ----------------------------------------------------------------------- demo and sweeps
 def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[str],
                                                         monkeypatch):
-    from tcul_helpers import demo as real_demo
-    from tcul_helpers import sweeps as real_sweeps
+    from tcul_helpers.experiment import demo as real_demo
+    from tcul_helpers.experiment import sweeps as real_sweeps
 
     calls: dict[str, tuple] = {}
-    demo = types.ModuleType("tcul_helpers.demo")
+    demo = types.ModuleType("tcul_helpers.experiment.demo")
     demo.run_demo = lambda cfg, **kw: calls.setdefault("demo", (cfg, kw)) and None
     demo.default_out = real_demo.default_out
-    sweeps = types.ModuleType("tcul_helpers.sweeps")
+    sweeps = types.ModuleType("tcul_helpers.experiment.sweeps")
     sweeps.run_sweeps = lambda cfg, **kw: calls.setdefault("sweeps", (cfg, kw)) and None
     sweeps.default_dir = real_sweeps.default_dir
-    import tcul_helpers
+    import tcul_helpers.experiment as experiment
 
     for name, module in (("demo", demo), ("sweeps", sweeps)):
-        monkeypatch.setitem(sys.modules, f"tcul_helpers.{name}", module)
-        monkeypatch.setattr(tcul_helpers, name, module)  # what `from . import name` reads
+        monkeypatch.setitem(sys.modules, f"tcul_helpers.experiment.{name}", module)
+        monkeypatch.setattr(experiment, name, module)  # what `from . import name` reads
 
     assert run("demo", *common, "--fresh", "--seed", "2")[0] == 0
     cfg, kw = calls["demo"]

@@ -10,15 +10,16 @@ import pytest
 import torch
 from sklearn.metrics.pairwise import cosine_similarity
 
-from tcul_helpers.array_checks import to_numpy
-from tcul_helpers.clustering import (
+from tcul_helpers.infra.array_checks import to_numpy
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.method.assignment import (
     assign_clusters,
     cosine_similarity_to_centers,
     similarity_to_own_center,
-    update_centers,
 )
-from tcul_helpers.errors import TCULError
-from tcul_helpers.kmeans import kmeans, kmeans_init
+from tcul_helpers.method.center_update import update_centers
+from tcul_helpers.method.kmeans import kmeans_init
+from tcul_helpers.method.kmeans_engine import kmeans
 
 R = 1 / math.sqrt(2)
 

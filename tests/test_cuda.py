@@ -16,8 +16,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
 
 @pytest.fixture(scope="module")
 def gpu_setup(tmp_path_factory):
-    from tcul_helpers.config import get_config
-    from tcul_helpers.pipeline import ensure_world
+    from tcul_helpers.experiment.pipeline import ensure_world
+    from tcul_helpers.settings.config import get_config
 
     root = tmp_path_factory.mktemp("gpu")
     cfg = get_config("smoke", arch="resnet50", height=256, width=128, embedding_dim=2048,
@@ -34,7 +34,7 @@ def _channels_last(model: torch.nn.Module) -> bool:
 
 
 def test_train_source_resnet50_amp_channels_last(gpu_setup):
-    from tcul_helpers.training import train_source
+    from tcul_helpers.training.loops import train_source
 
     cfg, source, _target, _root = gpu_setup
     # GradScaler starts at a scale of 2**16 and halves it at every overflow: on an H200 the
@@ -49,9 +49,9 @@ def test_train_source_resnet50_amp_channels_last(gpu_setup):
 
 
 def test_finetune_and_extract_on_cuda(gpu_setup):
-    from tcul_helpers.features import extract_features
-    from tcul_helpers.models import build_model, model_to_device
-    from tcul_helpers.training import finetune
+    from tcul_helpers.training.features import extract_features
+    from tcul_helpers.training.loops import finetune
+    from tcul_helpers.training.models import build_model, model_to_device
 
     cfg, _source, target, _root = gpu_setup
     model = model_to_device(build_model("resnet50", 10, 2048), "cuda")
@@ -65,9 +65,9 @@ def test_finetune_and_extract_on_cuda(gpu_setup):
 
 
 def test_two_iterations_of_adapt_on_cuda(gpu_setup):
-    from tcul_helpers.algorithm import adapt
-    from tcul_helpers.models import build_model
-    from tcul_helpers.run_store import load_history
+    from tcul_helpers.experiment.run_store import load_history
+    from tcul_helpers.experiment.runner import adapt
+    from tcul_helpers.training.models import build_model
 
     cfg, _source, target, root = gpu_setup
     source_model = build_model("resnet50", 10, 2048)

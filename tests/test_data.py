@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tcul_helpers.data import (
+from tcul_helpers.data.readers import (
     DATASETS,
     MAX_RAW_FRAME,
     SEQUENCE_STRIDE,
@@ -23,8 +23,8 @@ from tcul_helpers.data import (
     parse_market_name,
     parse_msmt_camera,
 )
-from tcul_helpers.errors import TCULError
-from tcul_helpers.records import ImageRecord
+from tcul_helpers.data.records import ImageRecord
+from tcul_helpers.infra.errors import TCULError
 
 FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 LAMBDA_FR = 100_000  # far larger than any plausible lambda_fr (the paper uses 100)
@@ -408,7 +408,7 @@ def test_msmt_wrong_layout(tmp_path):
 # ------------------------------------------------------------------------- synthetic
 @pytest.fixture(scope="module")
 def synthetic_world(tmp_path_factory) -> Path:
-    from tcul_helpers.synthetic import make_world
+    from tcul_helpers.data.synthetic import make_world
 
     root = tmp_path_factory.mktemp("syn") / "target"
     make_world(root, "target", seed=0, scale="smoke", progress=False)

@@ -1,4 +1,5 @@
-"""The demo (tcul_helpers.demo), its report (tcul_helpers.report) and the sweeps cache."""
+"""The demo (tcul_helpers.experiment.demo), its report (tcul_helpers.experiment.report) and the
+sweeps cache."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from tcul_helpers.config import get_config  # noqa: E402
-from tcul_helpers.demo import FIGURE_FILES, run_demo  # noqa: E402
-from tcul_helpers.report import PAPER_TABLE2, claims, write_report  # noqa: E402
-from tcul_helpers.sweeps import load_sweeps, run_sweeps, sweep_plan  # noqa: E402
+from tcul_helpers.experiment.demo import FIGURE_FILES, run_demo  # noqa: E402
+from tcul_helpers.experiment.report import PAPER_TABLE2, claims, write_report  # noqa: E402
+from tcul_helpers.experiment.sweeps import load_sweeps, run_sweeps, sweep_plan  # noqa: E402
+from tcul_helpers.settings.config import get_config  # noqa: E402
 
 CORE_FIGURES = ("fig2", "fig3", "fig5", "iterations")
 
@@ -138,7 +139,7 @@ def test_load_sweeps_empty(tmp_path):
 
 
 def test_sweep_plan_smoke_has_two_values_each(demo):
-    from tcul_helpers import pipeline
+    from tcul_helpers.experiment import pipeline
 
     cfg, _, _, _ = demo
     plan = sweep_plan(cfg, pipeline.ensure_world(cfg, "target", progress=False))
@@ -212,7 +213,7 @@ def test_figure_links_resolve_from_the_report_with_a_relative_out_dir(demo, tmp_
 
 
 def test_report_names_the_command_as_typed(monkeypatch):
-    from tcul_helpers import demo
+    from tcul_helpers.experiment import demo
 
     monkeypatch.setattr("sys.argv", ["/x/tcul_helpers/__main__.py", "demo", "--seed", "1"])
     assert demo._invocation() == "python -m tcul_helpers demo --seed 1"
@@ -236,8 +237,8 @@ def test_order_claim_reports_the_precision_behind_it():
 
 def test_load_sweeps_keeps_only_the_points_of_the_given_settings_and_worlds(tmp_path,
                                                                            monkeypatch):
-    from tcul_helpers.sweeps import default_dir, point_key, point_path
-    from tcul_helpers.synthetic import presets
+    from tcul_helpers.data.synthetic import presets
+    from tcul_helpers.experiment.sweeps import default_dir, point_key, point_path
 
     cfg0, cfg1 = get_config("smoke", seed=0), get_config("smoke", seed=1)
     for cfg, value in ((cfg0, 10), (cfg1, 20)):
@@ -260,8 +261,8 @@ def test_runs_are_shared_by_demo_cli_and_notebooks(demo, tmp_path, monkeypatch):
     """One folder per (profile, seed, variant): the demo's runs are the notebooks' runs, and
     a path typed relative to the repository is the same world as the notebooks' absolute
     one (the source model is reused, not retrained)."""
-    from tcul_helpers import pipeline
-    from tcul_helpers.session import LabSession
+    from tcul_helpers.experiment import pipeline
+    from tcul_helpers.teaching.session import LabSession
 
     cfg, root, results, _ = demo
     runs = root  # run_demo(out_dir=root / "demo") keeps its runs beside out_dir
@@ -302,8 +303,8 @@ def test_runs_are_shared_by_demo_cli_and_notebooks(demo, tmp_path, monkeypatch):
 def test_a_sweep_world_of_an_older_calibration_is_regenerated(tmp_path):
     """The sweeps' own world folders follow the current presets (a re-calibration must not
     stop `make sweeps` with "holds another synthetic world")."""
-    from tcul_helpers.sweeps import _world
-    from tcul_helpers.synthetic import make_world, world_request
+    from tcul_helpers.data.synthetic import make_world, world_request
+    from tcul_helpers.experiment.sweeps import _world
 
     cfg = get_config("smoke", target_root=str(tmp_path / "t"))
     root = tmp_path / "sw" / "worlds" / "crowd_density-2"
@@ -330,7 +331,7 @@ def test_a_setting_added_later_leaves_older_fingerprints_alone():
     valid; PUL's softmax makes another fingerprint."""
     import hashlib
 
-    from tcul_helpers import sweeps
+    from tcul_helpers.experiment import sweeps
 
     cfg = get_config("smoke")
     older = {k: v for k, v in cfg.to_dict().items()
@@ -342,7 +343,7 @@ def test_a_setting_added_later_leaves_older_fingerprints_alone():
 
 
 def test_starts_table_puts_both_starts_side_by_side():
-    from tcul_helpers.report import starts_table
+    from tcul_helpers.experiment.report import starts_table
 
     scratch, imagenet = _results(tcul=40.0), _results(tcul=12.5, base=9.0)
     res = {**scratch, "start": "scratch",
@@ -365,7 +366,7 @@ def test_starts_table_puts_both_starts_side_by_side():
 
 
 def test_realism_table_checks_the_target_goal():
-    from tcul_helpers.report import realism_table
+    from tcul_helpers.experiment.report import realism_table
 
     def stats(r1, m):
         return {"retrieval": {"rank1": r1, "mAP": m, "chance_rank1": 0.3, "chance_mAP": 1.2,
@@ -385,7 +386,7 @@ def test_realism_table_checks_the_target_goal():
 
 
 def test_sweeps_visit_the_default_and_both_ends_first():
-    from tcul_helpers.sweeps import visit_order
+    from tcul_helpers.experiment.sweeps import visit_order
 
     lam = [0, 10, 25, 50, 100, 200, 400, 1000, 10**7]
     order = visit_order(lam, 100)

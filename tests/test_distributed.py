@@ -1,4 +1,4 @@
-"""Several ranks on one run (``tcul_helpers.distributed``), on the CPU with the gloo backend.
+"""Several ranks on one run (``tcul_helpers.infra.distributed``), on the CPU with the gloo backend.
 
 * The helpers: without torchrun each is the identity; with 2 gloo processes the batch
   gradient that DDP averages equals one process's gradient of the whole P x K batch, the
@@ -26,9 +26,9 @@ import torch.multiprocessing as mp
 from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
-from tcul_helpers import distributed
-from tcul_helpers.errors import TCULError
-from tcul_helpers.losses import batch_hard_triplet_loss
+from tcul_helpers.infra import distributed
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.method.triplet_loss import batch_hard_triplet_loss
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = {"config.json", "history.json", "model_last.pt", "state.npz", "trace.npz"}

@@ -1,4 +1,5 @@
-"""Tests of tcul_helpers.evaluation: CMC / mAP under the Market single-query protocol."""
+"""Tests of tcul_helpers.measurement.evaluation: CMC / mAP under the Market single-query
+protocol."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import pytest
 from sklearn.metrics import average_precision_score
 from sklearn.metrics import pairwise_distances as sk_pairwise
 
-import tcul_helpers.evaluation as ev
-from tcul_helpers.errors import TCULError
-from tcul_helpers.evaluation import (
+import tcul_helpers.measurement.evaluation as ev
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.measurement.evaluation import (
     evaluate,
     evaluate_features,
     evaluate_reference,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from tcul_helpers import exercises as ex
-from tcul_helpers.clustering import update_centers
-from tcul_helpers.selection import temporal_anchors
+from tcul_helpers.method.center_update import update_centers
+from tcul_helpers.method.selection import temporal_anchors
+from tcul_helpers.teaching import exercises as ex
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
 
@@ -53,17 +53,19 @@ def test_solutions_pass(checker, module, func):
 
 @pytest.mark.parametrize(("checker", "module", "func"), CASES, ids=[c[1] for c in CASES])
 def test_package_reference_passes(checker, module, func):
-    from tcul_helpers import clustering, losses, metrics, selection
-    from tcul_helpers.exercises.frames import linear_frame
-    from tcul_helpers.exercises.iteration import tcul_iteration
-    from tcul_helpers.sampler import PKSampler
+    from tcul_helpers.measurement import metrics
+    from tcul_helpers.method import assignment, center_update, selection
+    from tcul_helpers.method import triplet_loss as losses
+    from tcul_helpers.teaching.exercises.frames import linear_frame
+    from tcul_helpers.teaching.exercises.iteration import tcul_iteration
+    from tcul_helpers.training.sampler import PKSampler
 
     def kit_pk_batch(labels, P, K, rng):
         return PKSampler(labels, P, K, seed=int(rng.integers(2**31))).batches()[0]
 
-    ref = {"assign": clustering.assign_clusters, "select_temporal": selection.select_temporal,
+    ref = {"assign": assignment.assign_clusters, "select_temporal": selection.select_temporal,
            "triplet_loss": losses.batch_hard_triplet_loss,
-           "update_centers": clustering.update_centers,
+           "update_centers": center_update.update_centers,
            "pairwise_precision": metrics.pairwise_precision,
            "select_similarity": selection.select_by_similarity,
            "pk_batch": kit_pk_batch, "market_frame": linear_frame,
@@ -200,7 +202,7 @@ def test_triplet_easiest_positive_is_caught():
 
 
 def test_precision_counting_singletons_as_zero_is_caught():
-    from tcul_helpers.metrics import pairwise_precision
+    from tcul_helpers.measurement.metrics import pairwise_precision
 
     def zero(p, t, mask=None):
         v = pairwise_precision(p, t, mask)
@@ -223,8 +225,8 @@ def test_not_a_function():
 
 
 def test_similarity_strict_threshold_case_is_exact():
-    from tcul_helpers.exercises.selection import select_similarity_cases
-    from tcul_helpers.selection import select_by_similarity
+    from tcul_helpers.method.selection import select_by_similarity
+    from tcul_helpers.teaching.exercises.selection import select_similarity_cases
 
     case = next(c for c in select_similarity_cases() if "threshold" in c.name)
     kept = select_by_similarity(*case.args)
@@ -266,7 +268,7 @@ def test_pk_checker_names_the_wrong_sampler(mode, message):
 
 
 def test_iteration_checker_reports_wrong_label_count():
-    from tcul_helpers.clustering import assign_clusters
+    from tcul_helpers.method.assignment import assign_clusters
 
     def all_labels(z, c, cams, fr, ft, lam_fr, lam_c, beta):
         labels = assign_clusters(z, c)

@@ -12,13 +12,17 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from tcul_helpers.config import get_config  # noqa: E402
-from tcul_helpers.errors import TCULError  # noqa: E402
-from tcul_helpers.finetune_probe import mined_distances, mining_errors, probe_finetune  # noqa: E402
-from tcul_helpers.losses import batch_hard_triplet_loss  # noqa: E402
-from tcul_helpers.models import build_model  # noqa: E402
-from tcul_helpers.plots.finetuning import plot_mined_distances, plot_probe_curves  # noqa: E402
-from tcul_helpers.records import ImageRecord  # noqa: E402
+from tcul_helpers.data.records import ImageRecord  # noqa: E402
+from tcul_helpers.figures.finetuning import plot_mined_distances, plot_probe_curves  # noqa: E402
+from tcul_helpers.infra.errors import TCULError  # noqa: E402
+from tcul_helpers.method.triplet_loss import batch_hard_triplet_loss  # noqa: E402
+from tcul_helpers.settings.config import get_config  # noqa: E402
+from tcul_helpers.teaching.finetune_probe import (  # noqa: E402
+    mined_distances,
+    mining_errors,
+    probe_finetune,
+)
+from tcul_helpers.training.models import build_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

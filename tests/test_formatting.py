@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from tcul_helpers.formatting import number
+from tcul_helpers.infra.formatting import number
 
 
 def test_number_rounds_and_marks_what_is_missing():

@@ -1,4 +1,4 @@
-"""Fig. 2 (tcul_helpers.plots.fragments): fragment splitting and the figure itself."""
+"""Fig. 2 (tcul_helpers.figures.fragments): fragment splitting and the figure itself."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ from matplotlib.image import AxesImage  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from tcul_helpers.errors import TCULError  # noqa: E402
-from tcul_helpers.plots.fragments import default_gap, plot_fragments, split_fragments  # noqa: E402
-from tcul_helpers.records import ImageRecord, ReidDataset  # noqa: E402
+from tcul_helpers.data.records import ImageRecord, ReidDataset  # noqa: E402
+from tcul_helpers.figures.fragments import (  # noqa: E402
+    default_gap,
+    plot_fragments,
+    split_fragments,
+)
+from tcul_helpers.infra.errors import TCULError  # noqa: E402
 
 
 def _records(tmp_path, frames, pids, camid=2, sequence=1):
@@ -92,8 +96,8 @@ def test_bad_input_raises(tmp_path):
 
 
 def test_on_a_synthetic_world(tmp_path):
-    from tcul_helpers.data import load_dataset
-    from tcul_helpers.synthetic import make_world
+    from tcul_helpers.data.readers import load_dataset
+    from tcul_helpers.data.synthetic import make_world
 
     make_world(tmp_path / "w", "target", 0, scale="smoke", progress=False, n_junk=0)
     ds = load_dataset("synthetic", tmp_path / "w")

@@ -18,10 +18,12 @@ import torchvision
 from torch import nn
 from torchvision.models import _api as tv_api
 
-from tcul_helpers import models, pipeline
-from tcul_helpers.config import get_config
-from tcul_helpers.errors import TCULError
-from tcul_helpers.models import (
+from tcul_helpers.experiment import pipeline
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.settings.config import get_config
+from tcul_helpers.training import models
+from tcul_helpers.training.loops import train_source
+from tcul_helpers.training.models import (
     MOBILENET_V2_CHANNELS,
     MOBILENET_V2_FILE,
     WEIGHTS_PIP,
@@ -33,7 +35,6 @@ from tcul_helpers.models import (
     sha256_of,
     weights_package_file,
 )
-from tcul_helpers.training import train_source
 
 #: the installed package's file, looked up before any test hides the package
 PACKAGE_FILE = weights_package_file()
@@ -306,7 +307,7 @@ def test_mobilenet_v2_checkpoint_round_trip(tmp_path):
 
 
 def test_inputs_get_the_imagenet_normalisation_the_weights_expect():
-    from tcul_helpers.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
+    from tcul_helpers.training.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 
     for weights in (torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1,
                     torchvision.models.ResNet50_Weights.IMAGENET1K_V1):

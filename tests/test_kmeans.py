@@ -10,14 +10,9 @@ from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from tcul_helpers.errors import TCULError
-from tcul_helpers.kmeans import (
-    inertia,
-    kmeans,
-    kmeans_init,
-    kmeans_recluster,
-    sq_distance_table,
-)
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.method.kmeans import kmeans_init, kmeans_recluster
+from tcul_helpers.method.kmeans_engine import inertia, kmeans, sq_distance_table
 
 
 def test_sq_distance_table_matches_cdist_and_leaves_out_the_terms_asked():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tcul_helpers import lab_settings
+from tcul_helpers.teaching import lab_settings
 
 
 def test_overrides_are_merged_and_a_damaged_file_is_replaced(tmp_path):

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tcul_helpers.errors import TCULError
-from tcul_helpers.losses import (
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.method.triplet_loss import (
     baseline_loss,
     batch_hard_triplet_loss,
     naive_batch_hard_triplet_loss,

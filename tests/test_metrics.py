@@ -1,4 +1,4 @@
-"""Scores of pseudo-labels against the ground truth (``tcul_helpers.metrics``): pairwise
+"""Scores of pseudo-labels against the ground truth (``tcul_helpers.measurement.metrics``): pairwise
 precision / recall, NMI / ARI, and the same- / cross-camera pair counts, on hand-computed
 cases and against a pair-by-pair reference."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tcul_helpers.errors import TCULError
-from tcul_helpers.metrics import (
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.measurement.metrics import (
     camera_pair_scores,
     cluster_purity,
     clustering_scores,

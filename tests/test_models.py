@@ -12,8 +12,8 @@ import torch
 import torchvision
 from torch import nn
 
-from tcul_helpers.errors import TCULError
-from tcul_helpers.models import (
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.training.models import (
     ReidNet,
     build_model,
     imagenet_weights_path,

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tcul_helpers.notebook_runner import PARAM_LINE, TIME_LINE, execute_notebook
+from tcul_helpers.teaching.notebook_runner import PARAM_LINE, TIME_LINE, execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -66,7 +66,7 @@ def tcul_home(tmp_path_factory):
     from ``runs/`` (so any notebook can also be run alone, e.g. ``-k 05``). The notebooks
     run in numerical order and the later ones reuse the runs cached by the earlier ones
     (06 computes ``tcul``, 07 reuses it and adds ``sul`` / ``pul``, 09 reads them)."""
-    from tcul_helpers.session import LabSession
+    from tcul_helpers.teaching.session import LabSession
 
     home = tmp_path_factory.mktemp("tcul_home")
     lab = LabSession("smoke", progress=False, home=home)

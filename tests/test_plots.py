@@ -12,22 +12,22 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from tcul_helpers.errors import TCULError  # noqa: E402
-from tcul_helpers.plots.iterations import (  # noqa: E402
+from tcul_helpers.data.records import ImageRecord  # noqa: E402
+from tcul_helpers.figures.iterations import (
     plot_iteration_metrics,
     plot_reliable_counts,
     plot_seed_bands,
 )
-from tcul_helpers.plots.selection import (  # noqa: E402
+from tcul_helpers.figures.selection import (
     ANCHOR_COLOR,
     KEPT_COLOR,
     REJECTED_COLOR,
     pick_example_group,
     plot_cluster_selection,
 )
-from tcul_helpers.plots.sweeps import plot_sweep  # noqa: E402
-from tcul_helpers.records import ImageRecord  # noqa: E402
-from tcul_helpers.selection import TemporalSelection  # noqa: E402
+from tcul_helpers.figures.sweeps import plot_sweep  # noqa: E402
+from tcul_helpers.infra.errors import TCULError  # noqa: E402
+from tcul_helpers.method.selection import TemporalSelection  # noqa: E402
 
 
 def _records(tmp_path, camids, frames):

@@ -7,7 +7,7 @@ import io
 import nbformat
 import pytest
 
-from tcul_helpers import progress
+from tcul_helpers.infra import progress
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -26,7 +26,7 @@ def test_in_a_kernel_the_bar_is_one_html_output_that_a_saved_notebook_keeps():
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
-        "from tcul_helpers.progress import tqdm, in_kernel\n"
+        "from tcul_helpers.infra.progress import tqdm, in_kernel\n"
         "assert in_kernel()\n"
         "for _ in tqdm(range(50), desc='work', mininterval=0):\n"
         "    pass\n"

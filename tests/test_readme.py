@@ -1,4 +1,5 @@
-"""The README's profile table must say what ``tcul_helpers.config`` does (it went stale once)."""
+"""The README's profile table must say what ``tcul_helpers.settings.config`` does (it went stale
+once)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tcul_helpers.config import PROFILES, get_config
+from tcul_helpers.settings.config import PROFILES, get_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -1,4 +1,5 @@
-"""Realism statistics (tcul_helpers.realism): on Market-format fixture folders whose colours
+"""Realism statistics (tcul_helpers.measurement.realism): on Market-format fixture folders whose
+colours
 are chosen so that the right answer is known, on the smoke world, and from the command line."""
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcul_helpers import cli, realism
-from tcul_helpers.data import load_dataset
-from tcul_helpers.records import ImageRecord
-from tcul_helpers.synthetic import make_world
-from tcul_helpers.synthetic.render import render_image
-from tcul_helpers.synthetic.world import render_context_of
+from tcul_helpers.data.readers import load_dataset
+from tcul_helpers.data.records import ImageRecord
+from tcul_helpers.data.synthetic import make_world
+from tcul_helpers.data.synthetic.render import render_image
+from tcul_helpers.data.synthetic.world import render_context_of
+from tcul_helpers.experiment import cli
+from tcul_helpers.measurement import realism
 
 PERSON = {1: (200, 30, 30), 2: (30, 200, 30), 3: (30, 30, 200), 4: (220, 220, 40)}
 CAMERA = {1: (120, 120, 120), 2: (40, 160, 170), 3: (170, 90, 20)}

@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 import torch
 
-from tcul_helpers import cli, pipeline, run_store
-from tcul_helpers.algorithm import adapt
-from tcul_helpers.atomic_files import atomic_writer, write_json, write_npz
-from tcul_helpers.config import get_config
-from tcul_helpers.errors import TCULError
-from tcul_helpers.folder_lock import FolderBusyError, folder_lock
-from tcul_helpers.run_store import CHECKPOINT, PENDING, STATE, TRACE, load_history
+from tcul_helpers.experiment import cli, pipeline, run_store
+from tcul_helpers.experiment.run_store import CHECKPOINT, PENDING, STATE, TRACE, load_history
+from tcul_helpers.experiment.runner import adapt
+from tcul_helpers.infra.atomic_files import atomic_writer, write_json, write_npz
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.infra.folder_lock import FolderBusyError, folder_lock
+from tcul_helpers.settings.config import get_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,7 +124,7 @@ def test_a_damaged_state_file_is_one_line_naming_it(world, tmp_path):
 # ------------------------------------------------------------------------- one writer
 _HOLD = textwrap.dedent("""
     import sys, time
-    from tcul_helpers.folder_lock import folder_lock
+    from tcul_helpers.infra.folder_lock import folder_lock
     with folder_lock(sys.argv[1], "run folder"):
         print("locked", flush=True)
         time.sleep(60)
@@ -199,7 +199,7 @@ def test_two_writers_of_one_file_never_mix(tmp_path):
     write_json(path, {"writer": "none", "pad": ""})
     code = textwrap.dedent("""
         import sys
-        from tcul_helpers.atomic_files import write_json
+        from tcul_helpers.infra.atomic_files import write_json
         for i in range(200):
             write_json(sys.argv[1], {"writer": sys.argv[2], "i": i, "pad": "x" * 20000})
     """)
@@ -228,7 +228,7 @@ def test_two_processes_making_one_world_wait_and_reuse(tmp_path):
     root = tmp_path / "world"
     code = textwrap.dedent("""
         import json, sys
-        from tcul_helpers.synthetic import make_world
+        from tcul_helpers.data.synthetic import make_world
         out = make_world(sys.argv[1], "target", 0, scale="smoke", progress=False)
         print(json.dumps({"reused": out["reused"], "images": out["images"]}))
     """)
@@ -251,8 +251,8 @@ def test_two_processes_making_one_world_wait_and_reuse(tmp_path):
 
 def test_a_source_model_of_other_settings_beside_a_current_record_is_retrained(world, tmp_path):
     cfg, _, _, _ = world
-    from tcul_helpers.data import load_dataset
-    from tcul_helpers.models import load_checkpoint, save_checkpoint
+    from tcul_helpers.data.readers import load_dataset
+    from tcul_helpers.training.models import load_checkpoint, save_checkpoint
 
     source = load_dataset("synthetic", cfg.source_root)
     out = tmp_path / "source"
@@ -306,7 +306,7 @@ def test_every_bad_numeric_setting_stops_before_any_work(setting, message, tmp_p
 def test_every_numeric_setting_has_a_declared_range():
     import dataclasses
 
-    from tcul_helpers.config import Config
+    from tcul_helpers.settings.config import Config
 
     for f in dataclasses.fields(Config):
         if f.type in ("int", "float"):
@@ -316,7 +316,7 @@ def test_every_numeric_setting_has_a_declared_range():
 def test_a_configuration_saved_by_an_older_kit_still_loads(tmp_path):
     """A setting the kit retired (``extra``, which decided nothing) in a saved config.json
     is ignored, so runs of older kits stay readable; any other unknown key is refused."""
-    from tcul_helpers.config import Config, fingerprint
+    from tcul_helpers.settings.config import Config, fingerprint
 
     cfg = get_config("smoke")
     path = tmp_path / "config.json"
@@ -446,7 +446,7 @@ def test_a_damaged_source_record_retrains_instead_of_failing(world, tmp_path):
 
 
 def test_a_damaged_cache_of_the_demo_is_computed_again(tmp_path):
-    from tcul_helpers import sweeps
+    from tcul_helpers.experiment import sweeps
 
     path = tmp_path / "point.json"
     for content in (b"\xff\xfe", b"[1]", b"{"):
@@ -506,7 +506,7 @@ def test_an_unwritable_output_folder_stops_before_training(world, tmp_path, monk
 def test_too_little_free_space_is_refused_before_work(tmp_path, monkeypatch):
     import shutil
 
-    from tcul_helpers import atomic_files
+    from tcul_helpers.infra import atomic_files
 
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 9, 1))
     with pytest.raises(atomic_files.WriteError, match="has 0 MB free but the run needs about"):
@@ -514,7 +514,7 @@ def test_too_little_free_space_is_refused_before_work(tmp_path, monkeypatch):
 
 
 def test_a_full_disk_during_a_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
-    from tcul_helpers import atomic_files
+    from tcul_helpers.infra import atomic_files
 
     path = tmp_path / "history.json"
     write_json(path, {"old": 1})
@@ -584,7 +584,7 @@ def test_a_real_read_only_mount_and_a_real_full_disk(world, tmp_path):
 
 # ------------------------------------------------------------------ checkpoints and worlds
 def test_evaluate_uses_the_checkpoints_input_size_and_refuses_a_contradiction(world, tmp_path):
-    from tcul_helpers.models import save_checkpoint
+    from tcul_helpers.training.models import save_checkpoint
 
     cfg, _, model, _ = world
     ckpt = save_checkpoint(tmp_path / "big.pt", model, input_size=(64, 32))
@@ -600,7 +600,7 @@ def test_evaluate_uses_the_checkpoints_input_size_and_refuses_a_contradiction(wo
 
 
 def test_a_damaged_world_names_the_switch_that_repairs_it_and_the_switch_works(tmp_path):
-    from tcul_helpers.synthetic import make_world
+    from tcul_helpers.data.synthetic import make_world
 
     root = tmp_path / "world"
     make_world(root, "target", 0, scale="smoke", progress=False)
@@ -628,8 +628,8 @@ def test_a_kill_while_a_world_is_written_leaves_no_half_world(tmp_path, monkeypa
     half-written world, and regenerates it byte for byte."""
     import hashlib
 
-    from tcul_helpers.synthetic import make_world
-    from tcul_helpers.synthetic import world as world_module
+    from tcul_helpers.data.synthetic import make_world
+    from tcul_helpers.data.synthetic import world as world_module
 
     def digest(root: Path) -> dict[str, str]:
         return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from tcul_helpers.errors import TCULError
-from tcul_helpers.sampler import PKSampler, apply_singleton_rule
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.training.sampler import PKSampler, apply_singleton_rule
 
 
 def uneven_labels(seed: int = 0, n_ids: int = 23) -> np.ndarray:

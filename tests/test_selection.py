@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tcul_helpers.errors import TCULError
-from tcul_helpers.selection import (
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.method.selection import (
     TemporalSelection,
     select_all,
     select_by_similarity,

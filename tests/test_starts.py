@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tcul_helpers import pipeline
-from tcul_helpers.config import get_config, start_of, start_settings
-from tcul_helpers.demo import default_out
-from tcul_helpers.errors import TCULError
-from tcul_helpers.sweeps import default_dir
+from tcul_helpers.experiment import pipeline
+from tcul_helpers.experiment.demo import default_out
+from tcul_helpers.experiment.sweeps import default_dir
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.settings.config import get_config, start_of, start_settings
 
 
 def test_start_settings_per_profile():

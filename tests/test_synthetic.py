@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcul_helpers.data import load_dataset
-from tcul_helpers.errors import TCULError
-from tcul_helpers.synthetic import KNOB_NAMES, make_world, resolve_knobs, world_request
+from tcul_helpers.data.readers import load_dataset
+from tcul_helpers.data.synthetic import KNOB_NAMES, make_world, resolve_knobs, world_request
+from tcul_helpers.infra.errors import TCULError
 
 SPLITS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-# our own tiny reader of Market-1501 names, independent of tcul_helpers.data
+# our own tiny reader of Market-1501 names, independent of tcul_helpers.data.readers
 NAME = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 STRIDE = 2_000_000
 

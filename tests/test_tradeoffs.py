@@ -9,9 +9,9 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from tcul_helpers.metrics import kept_pair_recall  # noqa: E402
-from tcul_helpers.plots.selection import plot_selection_tradeoff, selection_tradeoff  # noqa: E402
-from tcul_helpers.plots.sweeps import live_sweeps, plot_live_sweeps  # noqa: E402
+from tcul_helpers.figures.selection import plot_selection_tradeoff, selection_tradeoff  # noqa: E402
+from tcul_helpers.figures.sweeps import live_sweeps, plot_live_sweeps  # noqa: E402
+from tcul_helpers.measurement.metrics import kept_pair_recall  # noqa: E402
 
 
 def test_kept_pair_recall_counts_the_clusterings_correct_pairs_that_are_kept():

@@ -10,21 +10,21 @@ import pytest
 import torch
 from PIL import Image
 
-from tcul_helpers import training
-from tcul_helpers.config import get_config
-from tcul_helpers.device import make_generator, resolve_device, seed_everything
-from tcul_helpers.errors import TCULError
-from tcul_helpers.features import extract_features
-from tcul_helpers.image_dataset import ImageCache
-from tcul_helpers.models import build_model
-from tcul_helpers.records import ImageRecord
-from tcul_helpers.training import (
+from tcul_helpers.data.records import ImageRecord
+from tcul_helpers.infra.device import make_generator, resolve_device, seed_everything
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.settings.config import get_config
+from tcul_helpers.training import loops as training
+from tcul_helpers.training.features import extract_features
+from tcul_helpers.training.image_dataset import ImageCache
+from tcul_helpers.training.loops import (
     NonFiniteLossError,
     TooFewSamplesError,
     finetune,
     train_source,
 )
-from tcul_helpers.transforms import build_transforms
+from tcul_helpers.training.models import build_model
+from tcul_helpers.training.transforms import build_transforms
 
 N_IDS, PER_ID = 6, 4
 
@@ -292,7 +292,7 @@ def test_softmax_finetune_divergence_is_reported(records):
 
 
 def test_variants_choose_their_fine_tuning_loss():
-    from tcul_helpers.pipeline import variant_config
+    from tcul_helpers.experiment.pipeline import variant_config
 
     for profile in ("smoke", "classroom", "paper"):
         assert get_config(profile).finetune_loss == "triplet"
@@ -306,7 +306,7 @@ def test_variants_choose_their_fine_tuning_loss():
 
 
 def test_pul_style_takes_publics_pul_lr_in_the_paper_profile_only():
-    from tcul_helpers.pipeline import variant_config
+    from tcul_helpers.experiment.pipeline import variant_config
 
     paper = get_config("paper")
     assert get_config("paper", variant="pul").target_lr == 1e-3  # PUL/unsupervised.py
@@ -324,7 +324,7 @@ def test_pul_style_takes_publics_pul_lr_in_the_paper_profile_only():
 def test_a_setting_given_by_hand_wins_over_the_variants_own():
     """The variant is applied once, before the user's overrides (get_config and
     variant_config agree), so ``selection=none`` under TCUL really runs without selection."""
-    from tcul_helpers.pipeline import variant_config
+    from tcul_helpers.experiment.pipeline import variant_config
 
     base = get_config("smoke")
     assert variant_config(base, "tcul", selection="none").selection == "none"

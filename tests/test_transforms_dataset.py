@@ -7,16 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from tcul_helpers.config import get_config
-from tcul_helpers.errors import TCULError
-from tcul_helpers.image_dataset import (
-    ImageCache,
-    ImageDataset,
-    load_image,
-    resolve_cache,
-)
-from tcul_helpers.records import ImageRecord
-from tcul_helpers.transforms import (
+from tcul_helpers.data.records import ImageRecord
+from tcul_helpers.infra.errors import TCULError
+from tcul_helpers.settings.config import get_config
+from tcul_helpers.training.image_dataset import ImageCache, ImageDataset, load_image, resolve_cache
+from tcul_helpers.training.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     build_transforms,
@@ -203,7 +198,7 @@ def test_unreadable_and_missing_images_name_the_path(tmp_path):
 
 
 def test_auto_cache_only_without_loader_workers():
-    from tcul_helpers.image_dataset import ImageCache, resolve_cache
+    from tcul_helpers.training.image_dataset import ImageCache, resolve_cache
 
     assert isinstance(resolve_cache(None, 100, 64, 32), ImageCache)  # CPU profiles: cache
     assert resolve_cache(None, 100, 64, 32, workers=4) is None  # GPU: workers decode

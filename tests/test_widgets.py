@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 
 pytest.importorskip("ipywidgets")
 
-from tcul_helpers import widgets as tw  # noqa: E402
-from tcul_helpers.session import LabSession  # noqa: E402
+from tcul_helpers.teaching import widgets as tw  # noqa: E402
+from tcul_helpers.teaching.session import LabSession  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_selection_explorer(lab, init):
 def test_center_update_explorer(lab):
     z = lab.features()
     c0 = z[np.random.default_rng(0).choice(len(z), lab.cfg.n_clusters, replace=False)]
-    from tcul_helpers.clustering import assign_clusters
+    from tcul_helpers.method.assignment import assign_clusters
 
     w = tw.center_update_explorer(c0, z, assign_clusters(z, c0), lab.truth, steps=3)
     assert w.error is None and len(w.state["purity"]) == 4
@@ -143,7 +143,7 @@ def test_sweep_explorer_reads_points_and_computes_missing(lab, tmp_path, monkeyp
         calls.append((sweep, variant, value))
         return {"value": value, "variant": variant, "mAP": 7.0, "rank1": 3.0}
 
-    import tcul_helpers.sweeps as sweeps
+    import tcul_helpers.experiment.sweeps as sweeps
 
     monkeypatch.setattr(sweeps, "run_point", fake_run_point)
     w = tw.sweep_explorer(points, cfg=lab.cfg, plan=plan, out_dir=tmp_path)
@@ -224,7 +224,7 @@ def test_frame_ids_are_shown_as_the_dataset_names_them(lab, init):
     """Sequence + raw frame ("s2 f726"), never the kit's internal per-sequence offset."""
     import re
 
-    from tcul_helpers.data import SEQUENCE_STRIDE
+    from tcul_helpers.data.readers import SEQUENCE_STRIDE
 
     w = tw.selection_explorer(lab.target, init["features"], init["labels"], init["centers"],
                               lab.camids, lab.frames, lab.truth, lambda_fr=100)
@@ -237,7 +237,7 @@ def test_frame_ids_are_shown_as_the_dataset_names_them(lab, init):
 
 
 def test_numbers_are_formatted_for_reading():
-    from tcul_helpers.sweeps import INFINITE_FRAMES
+    from tcul_helpers.experiment.sweeps import INFINITE_FRAMES
 
     assert tw._fmt(0.46138535031847133) == "0.461"
     assert tw._fmt([0.46138535031847133, 0.5]) == "[0.461, 0.500]"

@@ -14,15 +14,16 @@ import numpy as np
 import torch
 from sklearn.metrics import silhouette_score
 
-from tcul_helpers.clustering import assign_clusters, update_centers
-from tcul_helpers.data import parse_market_name
-from tcul_helpers.kmeans import kmeans_init
-from tcul_helpers.losses import batch_hard_triplet_loss
-from tcul_helpers.metrics import cluster_purity, clustering_scores, pairwise_precision
-from tcul_helpers.models import build_model
-from tcul_helpers.sampler import PKSampler, apply_singleton_rule
-from tcul_helpers.selection import select_by_similarity, select_temporal
-from tcul_helpers.session import LabSession
+from tcul_helpers.method.assignment import assign_clusters
+from tcul_helpers.method.center_update import update_centers
+from tcul_helpers.data.readers import parse_market_name
+from tcul_helpers.method.kmeans import kmeans_init
+from tcul_helpers.method.triplet_loss import batch_hard_triplet_loss
+from tcul_helpers.measurement.metrics import cluster_purity, clustering_scores, pairwise_precision
+from tcul_helpers.training.models import build_model
+from tcul_helpers.training.sampler import PKSampler, apply_singleton_rule
+from tcul_helpers.method.selection import select_by_similarity, select_temporal
+from tcul_helpers.teaching.session import LabSession
 
 
 def main() -> None:

@@ -1,0 +1,82 @@
+"""The image record: one detected person box with its identity, camera and frame id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of a re-id dataset.
+
+    Attributes:
+        path: absolute path of the image file.
+        pid: identity label. In a training split it is relabelled to 0..P-1; in query and
+            gallery it is the dataset's own id (0 = distractor in Market-1501's gallery).
+        camid: camera number as written in the file name (Market ``c3`` -> 3).
+        frame: the frame id ``fid(x)`` of Eq. 3, comparable only inside one camera, or
+            ``None`` when the dataset has no usable frame ids (MSMT17). For Market-1501 the
+            sequences of one camera are laid end to end (see ``tcul_helpers.data.readers``).
+        raw_pid: identity as written in the file name.
+        sequence: Market-1501 sequence number ``sN`` (``None`` elsewhere).
+        raw_frame: frame number as written in the file name (``None`` when absent).
+    """
+
+    path: str
+    pid: int
+    camid: int
+    frame: int | None
+    raw_pid: int
+    sequence: int | None = None
+    raw_frame: int | None = None
+
+
+@dataclass
+class ReidDataset:
+    """A re-id dataset: ``train``, ``query`` and ``gallery`` lists of :class:`ImageRecord`."""
+
+    name: str
+    root: str
+    train: list[ImageRecord]
+    query: list[ImageRecord]
+    gallery: list[ImageRecord]
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_train_pids(self) -> int:
+        """Number of identities in the training split."""
+        return len({r.pid for r in self.train})
+
+    @property
+    def has_frames(self) -> bool:
+        """True when every training image has a frame id (temporal selection is possible)."""
+        return bool(self.train) and all(r.frame is not None for r in self.train)
+
+    def content_key(self) -> str:
+        """A short hash of what this dataset holds: every record's file name, identity,
+        camera and frame, and a synthetic world's generation request (its preset, seed,
+        knobs and generator version, which decide the pixels). A run or a model is reused
+        only on the data it was computed on."""
+        h = hashlib.sha1()
+        request = (self.extra.get("manifest") or {}).get("request")
+        h.update(json.dumps(request, sort_keys=True).encode())
+        for split in ("train", "query", "gallery"):
+            h.update(f"|{split}|".encode())
+            for r in getattr(self, split):
+                h.update(f"{Path(r.path).name},{r.pid},{r.camid},{r.frame};".encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> dict:
+        """Counts of identities, images and cameras per split."""
+        out: dict = {"name": self.name, "root": self.root}
+        for split in ("train", "query", "gallery"):
+            recs = getattr(self, split)
+            out[split] = {
+                "ids": len({r.pid for r in recs}),
+                "images": len(recs),
+                "cameras": len({r.camid for r in recs}),
+            }
+        return out
