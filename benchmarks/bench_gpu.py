@@ -48,7 +48,7 @@ from tcul_helpers.measurement.evaluation import evaluate_model  # noqa: E402
 from tcul_helpers.method.assignment import assign_clusters  # noqa: E402
 from tcul_helpers.method.center_update import update_centers
 from tcul_helpers.method.kmeans import kmeans_init  # noqa: E402
-from tcul_helpers.method.selection import select_reliable  # noqa: E402
+from tcul_helpers.method.selection import select_temporal  # noqa: E402
 from tcul_helpers.settings.config import get_config  # noqa: E402
 from tcul_helpers.training.features import extract_features  # noqa: E402
 from tcul_helpers.training.loops import finetune, train_source  # noqa: E402
@@ -160,9 +160,7 @@ def bench_iteration(args, home, device, state) -> None:
 
     def assign_and_select():
         lab = assign_clusters(z, centers)
-        return lab, select_reliable(cfg.selection, z, lab, centers, camids=camids,
-                                    frames=frames, lambda_fr=cfg.lambda_fr,
-                                    threshold=cfg.sim_threshold)
+        return lab, select_temporal(z, lab, centers, camids, frames, cfg.lambda_fr)
 
     (labels, kept), stages["(b)-(c) Eq. 1-3"] = _timed(device, assign_and_select)
     idx = np.flatnonzero(kept)

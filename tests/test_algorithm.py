@@ -71,6 +71,29 @@ def test_smoke_run_records_every_iteration(world, tmp_path):
     assert model.classifier is not None
 
 
+def test_the_loop_runs_the_methods_iteration_function(world, tmp_path, monkeypatch):
+    """adapt's loop is method.iteration.tcul_iteration, once per iteration, and what it
+    returns is what the run records."""
+    from tcul_helpers.experiment import runner
+
+    returned = []
+
+    def spy(*args, **kwargs):
+        returned.append(runner_iteration(*args, **kwargs))
+        return returned[-1]
+
+    runner_iteration = runner.tcul_iteration
+    monkeypatch.setattr(runner, "tcul_iteration", spy)
+    cfg, target, model = world
+    adapt(model, target, cfg, tmp_path / "spy", "cpu", progress=False)
+    assert len(returned) == cfg.n_iter
+    trace = load_trace(tmp_path / "spy")
+    for it, out in enumerate(returned, 1):
+        np.testing.assert_array_equal(trace[f"labels_{it}"], out.labels)
+        np.testing.assert_array_equal(trace[f"kept_{it}"], out.kept)
+        np.testing.assert_array_equal(trace[f"centers_{it}"], out.centers)
+
+
 def test_resume_gives_the_same_numbers_as_an_unbroken_run(world, tmp_path):
     cfg, target, model = world
     whole = adapt(model, target, cfg, tmp_path / "whole", "cpu", progress=False)

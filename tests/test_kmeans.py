@@ -11,8 +11,8 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 from tcul_helpers.infra.errors import TCULError
-from tcul_helpers.method.kmeans import kmeans_init, kmeans_recluster
-from tcul_helpers.method.kmeans_engine import inertia, kmeans, sq_distance_table
+from tcul_helpers.method.kmeans import kmeans_init, kmeans_plus_plus, kmeans_recluster, lloyd
+from tcul_helpers.method.kmeans_engine import _kmeanspp_seed, kmeans, sq_distance_table
 
 
 def test_sq_distance_table_matches_cdist_and_leaves_out_the_terms_asked():
@@ -48,7 +48,8 @@ def test_kmeans_inertia_close_to_sklearn_on_blobs():
     assert np.median(ours) <= 1.02 * np.median(theirs)
     # the reported inertia is the objective of the returned centres
     res = kmeans(x, 12, seed=0)
-    assert res.inertia == pytest.approx(inertia(x, res.centers), rel=1e-9)
+    assert res.inertia == pytest.approx(cdist(x, res.centers, "sqeuclidean").min(1).sum(),
+                                        rel=1e-9)
 
 
 def _naive_lloyd(x, centers, n_iter=100):
@@ -120,14 +121,43 @@ def test_kmeans_recluster_centres_are_the_images_nearest_the_centroids():
     assert plain.center_indices is None
 
 
-def test_kmeans_progress_bar_shows_and_changes_nothing(capsys):
+def test_kmeans_reports_every_step_and_the_hook_changes_nothing():
     x = _blobs(n=60, k=3, d=3)
     quiet = kmeans(x, 3, seed=0)
-    assert "k-means" not in capsys.readouterr().err
-    shown = kmeans(x, 3, seed=0, progress=True)
-    assert "k-means" in capsys.readouterr().err  # the bar was drawn
-    np.testing.assert_array_equal(shown.labels, quiet.labels)
-    np.testing.assert_array_equal(shown.centers, quiet.centers)
+    steps: list[int] = []
+    seen = kmeans(x, 3, seed=0, on_step=steps.append)
+    assert len(steps) == seen.n_iter and steps[-1] == 0 or seen.n_iter == 100
+    np.testing.assert_array_equal(seen.labels, quiet.labels)
+    np.testing.assert_array_equal(seen.centers, quiet.centers)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_engine_equals_the_readable_kmeans(seed):
+    """method/kmeans.py's k-means++ and Lloyd's (the form a reader meets) against the engine
+    the kit runs: the same seeds, labels and centres (features up to SEED_PROJECTION_DIM wide,
+    where the engine seeds without a projection)."""
+    rng = np.random.default_rng(seed)
+    d = (2, 16, 64, 384)[seed % 4]
+    x = _blobs(n=int(rng.integers(80, 400)), k=int(rng.integers(3, 15)), d=d, seed=seed)
+    if seed % 2:
+        x = x.astype(np.float32)
+    K = int(rng.integers(2, 25))
+    seeds = kmeans_plus_plus(x, K, np.random.default_rng(seed))
+    np.testing.assert_array_equal(seeds, _kmeanspp_seed(x, K, np.random.default_rng(seed)))
+    centers, labels = lloyd(x, x[seeds], n_iter=30)
+    fast = kmeans(x, K, seed, n_iter=30)
+    np.testing.assert_array_equal(labels, fast.labels)
+    np.testing.assert_allclose(centers, fast.centers, rtol=1e-5, atol=1e-5)
+
+
+def test_readable_lloyd_fills_an_empty_cluster_as_the_engine_does():
+    x = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [5.0, 5.0], [5.1, 5.0], [9.0, 9.0]])
+    init = np.array([[0.0, 0.0], [5.0, 5.0], [100.0, 100.0]])  # the third centre wins nobody
+    centers, labels = lloyd(x, init)
+    fast = kmeans(x, 3, seed=0, init=init)
+    np.testing.assert_array_equal(labels, fast.labels)
+    np.testing.assert_allclose(centers, fast.centers)
+    assert len(np.unique(labels)) == 3
 
 
 @pytest.mark.parametrize("K", [0, -1, 11])

@@ -12,9 +12,7 @@ import torch
 from tcul_helpers.infra.errors import TCULError
 from tcul_helpers.method.selection import (
     TemporalSelection,
-    select_all,
     select_by_similarity,
-    select_reliable,
     select_temporal,
     temporal_anchors,
 )
@@ -156,20 +154,6 @@ def test_select_by_similarity_is_strict_and_uses_the_own_centre():
     assert select_by_similarity(feats, [0, 1], centers, threshold=0.8).tolist() == [False, False]
 
 
-def test_select_all_and_dispatch():
-    assert select_all(LABELS).tolist() == [True] * len(LABELS)
-    np.testing.assert_array_equal(
-        select_reliable("temporal", FEATS, LABELS, CENTERS, camids=CAMS, frames=FRAMES,
-                        lambda_fr=100),
-        np.array(KEPT, dtype=bool),
-    )
-    np.testing.assert_array_equal(
-        select_reliable("similarity", FEATS, LABELS, CENTERS, threshold=0.9),
-        select_by_similarity(FEATS, LABELS, CENTERS, 0.9),
-    )
-    assert select_reliable("none", FEATS, LABELS, CENTERS).all()
-
-
 # ------------------------------------------------------------------------------ bad input
 NO_FRAMES = "this dataset has no frame ids \\(e.g. MSMT17\\): use selection=similarity"
 
@@ -188,7 +172,6 @@ def test_bad_inputs_have_one_line_messages():
         (lambda: select_temporal(*args, fr_some_none, 100), NO_FRAMES),
         (lambda: select_temporal(*args, fr_nan, 100), NO_FRAMES),
         (lambda: select_temporal(*args, None, 100), NO_FRAMES),
-        (lambda: select_reliable("temporal", FEATS, LABELS, CENTERS, camids=CAMS), NO_FRAMES),
         (lambda: select_temporal(*args, FRAMES, -1), "lambda_fr must be a number >= 0"),
         (lambda: select_temporal(*args, FRAMES, float("nan")), "lambda_fr must be a number"),
         (lambda: select_temporal(*args, FRAMES[:-1], 100), "frames have shape"),
@@ -202,8 +185,6 @@ def test_bad_inputs_have_one_line_messages():
         (lambda: select_by_similarity(np.empty((0, 2)), [], CENTERS), "features are empty"),
         (lambda: select_by_similarity(FEATS, LABELS + 1, CENTERS), "labels must lie in 0..2"),
         (lambda: select_by_similarity(FEATS, LABELS, CENTERS, float("nan")), "threshold"),
-        (lambda: select_reliable("best", FEATS, LABELS, CENTERS), "unknown selection"),
-        (lambda: select_all(np.zeros((2, 2))), "1-D"),
     ]
     for call, text in cases:
         with pytest.raises(TCULError, match=text) as err:

@@ -1,41 +1,30 @@
-"""Algorithm 1 of the paper: the TCUL loop, and its SUL / PUL-style / no-selection variants.
+"""The runner of Algorithm 1: :func:`adapt` runs TCUL (or its SUL / PUL-style / no-selection
+variants) on a target dataset, in a run folder, from a source model f_theta0.
 
 ::
 
-    Train f_theta0 on S                         (training.train_source)
-    k-means: initialise {c_k}                   (kmeans.kmeans_init)          step 2
-    for iter = 1..N_iter:
-        z_i = f_theta_{iter-1}(x_i)             (features.extract_features)   step a
-        l_i = argmax_k sim(z_i, c_k)            (clustering.assign_clusters)  Eq. 1-2
-        D_iter = reliable samples               (selection.select_reliable)   Eq. 3
-        f_theta_iter = fine-tune on D_iter      (training.finetune)           Eq. 4-5
-        update {c_k}                            (clustering.update_centers)   Eq. 6-7
+    Train f_theta0 on S                  (training.loops.train_source, before adapt)
+    k-means: initialise {c_k}            (method.kmeans.kmeans_init)           step 2
+    for iter = 1..N_iter:                (method.iteration.tcul_iteration, steps (a)-(e))
 
-:func:`adapt` runs it; its loop (:func:`_adapt`) reads as the listing above. The variant is
-chosen by ``cfg.selection`` (``temporal`` = TCUL, ``similarity`` = SUL, ``none``),
-``cfg.centers`` (``update`` = Eq. 6-7, ``kmeans`` = PUL-style re-clustering every iteration,
-:func:`tcul_helpers.method.kmeans.kmeans_recluster`), ``cfg.finetune_from`` (``previous``, or
-``source`` as PUL does) and ``cfg.finetune_loss`` (``triplet`` = Eq. 4-5, or ``softmax``:
-PUL's cross-entropy through a fresh classifier over the cluster labels, see
-:func:`tcul_helpers.training.loops.finetune`).
+Everything the method needs beyond arrays lives here: the images and the network (the
+fine-tuning passed to the iteration trains the model on the reliable images and extracts
+the features of every image), the run folder (:class:`~tcul_helpers.experiment.run_store.RunStore`:
+each iteration is committed, a stopped run resumes from its last completed iteration with
+the same numbers), the scores against the ground truth, which the method never sees
+(:class:`_Scores`), and several processes under torchrun.
 
-**The one place where features are L2-normalised** is :func:`prepare_features`, right
-after every extraction, when ``cfg.l2_normalize`` is true (TCUL / SUL): k-means, Eq. 1-3
-and Eq. 6-7 all see unit-length features. The PUL-style variant sets it false (PUL runs
-k-means on raw features). Eq. 6-7 is applied to the features of the fine-tuned model with
-the labels of this iteration, and those features are step (a) of the next iteration:
-features are extracted once per iteration.
+The variant is chosen by ``cfg.selection`` (``temporal`` = Eq. 3, ``similarity`` = SUL,
+``none``), ``cfg.centers`` (``update`` = Eq. 6-7, ``kmeans`` = PUL-style re-clustering),
+``cfg.finetune_from`` (``previous``, or ``source`` as PUL) and ``cfg.finetune_loss``
+(``triplet`` = Eq. 4-5, or PUL's ``softmax``). Features are L2-normalised once, right after
+every extraction (:func:`prepare_features`), when ``cfg.l2_normalize`` (TCUL, SUL); PUL runs
+k-means on raw features.
 
-Every iteration is committed to the run folder (:class:`tcul_helpers.experiment.run_store.RunStore`:
-history record, checkpoint, centres, trace); a stopped run resumes from its last completed
-iteration and ends with the same numbers as an unbroken one (CPU, same seed). What the
-method never sees -- the ground truth -- is used only by the per-iteration scores
-(:class:`_Scores`: pairwise precision of the kept pseudo-labels, NMI / ARI, and target
-rank-1 / rank-5 / mAP), kept apart from the loop.
-
-Under torchrun (:mod:`tcul_helpers.infra.distributed`) every rank runs this loop: extraction and
-fine-tuning are shared by the ranks, the decisions (k-means, Eq. 1-3, Eq. 6-7, the scores)
-are made on rank 0 and broadcast (``on_main``), and only rank 0 writes the run folder.
+Under torchrun every rank runs this loop: extraction and fine-tuning are shared by the
+ranks, every rank computes the iteration's decisions from the same features, and rank 0's
+labels, reliable set and centres are the ones every rank uses (``distributed.from_main``,
+before fine-tuning and after the iteration); only rank 0 writes the run folder.
 """
 
 from __future__ import annotations
@@ -52,16 +41,16 @@ import torch
 
 from ..data.records import ReidDataset
 from ..infra import distributed
+from ..infra.array_checks import NO_FRAMES
 from ..infra.atomic_files import check_writable
 from ..infra.device import resolve_device
 from ..infra.errors import TCULError
 from ..infra.folder_lock import folder_lock
+from ..infra.progress import tqdm
 from ..measurement.evaluation import evaluate_model
 from ..measurement.metrics import clustering_scores, pairwise_precision, pairwise_recall
-from ..method.assignment import assign_clusters
-from ..method.center_update import update_centers
+from ..method.iteration import Finetune, tcul_iteration
 from ..method.kmeans import kmeans_init, kmeans_recluster
-from ..method.selection import NO_FRAMES, select_reliable
 from ..settings.config import Config
 from ..training.features import extract_features
 from ..training.image_dataset import ImageCache, resolve_cache
@@ -169,17 +158,13 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
         if stop_after is not None and it > stop_after:
             return _result(run, model, centers, "stopped")
         t0 = time.perf_counter()
-        labels, centers = step.assign(z, centers, it)  # (b) Eq. 1-2
-        kept = distributed.on_main(  # (c) Eq. 3, or SUL's similarity, or none
-            select_reliable, cfg.selection, z, labels, centers, camids=step.camids,
-            frames=step.frames, lambda_fr=cfg.lambda_fr, threshold=cfg.sim_threshold)
-        trained = step.finetune(model, labels, kept, it, run)  # (d) Eq. 4-5
-        z = step.features(model, it, run)  # (e) f_theta_iter(x_i): step (a) of the next one
-        if cfg.centers == "update":  # Eq. 6-7
-            centers = distributed.on_main(update_centers, centers, z, labels, cfg.lambda_c,
-                                          cfg.beta)
+        labels, kept, centers, z = tcul_iteration(  # steps (a)-(e): Eq. 1-7
+            z, centers, step.camids, step.frames, step.finetuner(model, it, run),
+            cfg.lambda_fr, cfg.lambda_c, cfg.beta, selection=cfg.selection,
+            sim_threshold=cfg.sim_threshold, recluster=step.reclusterer(it))
+        labels, kept, centers = distributed.from_main((labels, kept, centers))
         record = {"iteration": it, **_counts(labels, kept), "seconds": time.perf_counter() - t0,
-                  **trained, **scores(it, model, labels, kept)}
+                  **step.trained, **scores(it, model, labels, kept)}
         run.commit(it, model, centers, z, {f"labels_{it}": labels, f"kept_{it}": kept,
                                            f"centers_{it}": np.asarray(centers, np.float32)},
                    record)
@@ -204,6 +189,7 @@ class _Steps:
         self.cache: ImageCache | None = resolve_cache(
             None, len(train) + len(target.query) + len(target.gallery), cfg.height, cfg.width,
             cfg.num_workers)
+        self.trained: dict = {}  # what the last fine-tuning did (see finetuner)
         self.source_state = None  # PUL fine-tunes f_theta0 again in every iteration
         if cfg.finetune_from == "source":
             f0 = copy.deepcopy(source_model).drop_classifier()
@@ -242,53 +228,64 @@ class _Steps:
         if cfg.centers == "kmeans":
             centers = np.zeros((cfg.n_clusters, z.shape[1]), dtype=np.float32)
         else:
-            centers = distributed.on_main(kmeans_init, z, cfg.n_clusters, cfg.seed,
-                                          n_iter=cfg.kmeans_iters,
-                                          progress=self.progress).astype(np.float32)
+            centers = distributed.on_main(self.kmeans, z).astype(np.float32)
         base = self.evaluate(model)
         run.data["baseline"] = {**base, "seconds": time.perf_counter() - t0}
         run.commit(0, model, centers, z, {"centers_0": centers}, None)
         say(f"baseline on the target: rank-1 {base['rank1']:.1f}  mAP {base['mAP']:.1f}")
         return model, centers, z, 0
 
-    def assign(self, z: np.ndarray, centers: np.ndarray,
-               it: int) -> tuple[np.ndarray, np.ndarray]:
-        """(b) Eq. 1-2: the pseudo-labels ``l_i`` (PUL-style: k-means again, whose centres
-        are real images) and the centres they refer to."""
+    def kmeans(self, z: np.ndarray) -> np.ndarray:
+        """Step 2: the k-means centres ``{c_k}`` of ``z``, with a progress bar."""
         cfg = self.cfg
-        if cfg.centers == "kmeans":
-            res = distributed.on_main(kmeans_recluster, z, cfg.n_clusters, cfg.seed + it,
-                                      n_iter=cfg.kmeans_iters)
-            return res.labels, res.centers.astype(np.float32)
-        return distributed.on_main(assign_clusters, z, centers), centers
+        with tqdm(total=cfg.kmeans_iters, desc="k-means", disable=not self.progress,
+                  leave=False) as bar:
+            return kmeans_init(z, cfg.n_clusters, cfg.seed, n_iter=cfg.kmeans_iters,
+                               on_step=lambda _changed: bar.update())
 
-    def finetune(self, model: ReidNet, labels: np.ndarray, kept: np.ndarray, it: int,
-                 run: RunStore) -> dict:
-        """(d) Eq. 4-5 on the reliable images ``D_iter``; returns the record's identities
-        trained, ``skipped`` (why, when too few images were kept), ``loss`` and what that
-        loss is (``finetune_loss``: triplet, Eq. 4-5, or softmax)."""
+    def reclusterer(self, it: int) -> Callable[[np.ndarray], tuple] | None:
+        """PUL-style runs: iteration ``it``'s k-means, whose centres are real images (None
+        for the other variants, which assign with Eq. 1-2 and update with Eq. 6-7)."""
+        cfg = self.cfg
+        if cfg.centers != "kmeans":
+            return None
+
+        def recluster(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            res = kmeans_recluster(z, cfg.n_clusters, cfg.seed + it, n_iter=cfg.kmeans_iters)
+            return res.labels, res.centers.astype(np.float32)
+        return recluster
+
+    def finetuner(self, model: ReidNet, it: int, run: RunStore) -> Finetune:
+        """Step (d) of iteration ``it`` as the iteration calls it: fine-tune ``model`` in place
+        on the images ``index`` with their pseudo-labels (Eq. 4-5), then return every
+        image's features under it (:meth:`extract`). What the training did is left in
+        ``self.trained`` for the history: identities trained, ``skipped`` (why, when too few
+        images were kept), ``loss`` and which loss (``finetune_loss``)."""
+        def finetune_then_extract(index: np.ndarray, pseudo_labels: np.ndarray) -> np.ndarray:
+            index, pseudo_labels = distributed.from_main((index, pseudo_labels))
+            self.trained = self._train(model, index, pseudo_labels, it, run)
+            try:
+                return self.extract(model)
+            except NonFiniteFeaturesError as exc:
+                raise run.diverged(it, exc) from None
+        return finetune_then_extract
+
+    def _train(self, model: ReidNet, index: np.ndarray, pseudo_labels: np.ndarray, it: int,
+               run: RunStore) -> dict:
         if self.source_state is not None:
             model.load_state_dict(self.source_state)
-        idx = np.flatnonzero(kept)
         stats, skipped = {}, ""
         try:
-            stats = finetune(model, [self.target.train[i] for i in idx], labels[idx], self.cfg,
-                             self.device, progress=self.progress, image_cache=self.cache,
-                             seed=self.cfg.seed + 1000 * it)
+            stats = finetune(model, [self.target.train[i] for i in index], pseudo_labels,
+                             self.cfg, self.device, progress=self.progress,
+                             image_cache=self.cache, seed=self.cfg.seed + 1000 * it)
         except TooFewSamplesError as exc:
             skipped = str(exc)
-            warnings.warn(f"iteration {it}: {exc}", TooFewSamplesWarning, stacklevel=4)
+            warnings.warn(f"iteration {it}: {exc}", TooFewSamplesWarning, stacklevel=6)
         except NonFiniteLossError as exc:
             raise run.diverged(it, exc) from None
         return {"n_ids_trained": int(stats.get("num_ids", 0)), "skipped": skipped,
                 "loss": stats.get("loss"), "finetune_loss": self.cfg.finetune_loss}
-
-    def features(self, model: ReidNet, it: int, run: RunStore) -> np.ndarray:
-        """(e) the fine-tuned model's features, for Eq. 6-7 and the next iteration."""
-        try:
-            return self.extract(model)
-        except NonFiniteFeaturesError as exc:
-            raise run.diverged(it, exc) from None
 
 
 def _counts(labels: np.ndarray, kept: np.ndarray) -> dict:

@@ -1,4 +1,4 @@
-"""Input checks shared by clustering, k-means, selection and evaluation.
+"""Input checks shared by the method (Eq. 1-7, k-means) and the evaluation.
 
 Each turns an array-like or torch tensor (any device) into a numpy array of the expected
 shape and kind, or raises a one-line :class:`~tcul_helpers.infra.errors.TCULError` that names the
@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 
 from .errors import TCULError
+
+#: Why Eq. 3 cannot run on a dataset without frame ids, and the fix.
+NO_FRAMES = "this dataset has no frame ids (e.g. MSMT17): use selection=similarity"
 
 
 def to_numpy(x: Any, name: str = "input") -> np.ndarray:
@@ -122,3 +125,74 @@ def check_k(K: Any, n: int) -> int:
             "choose n_clusters <= the number of target images"
         )
     return int(K)
+
+
+def check_camids(camids: Any, n: int) -> np.ndarray:
+    """One camera id per image (any hashable kind numpy can sort), or TCULError."""
+    if camids is None:
+        raise TCULError("camids are missing: pass the camera id of every image (record.camid)")
+    arr = to_numpy(camids, "camids")
+    if arr.ndim != 1 or len(arr) != n:
+        raise TCULError(
+            f"camids have shape {tuple(arr.shape)} but features have {n} rows: pass one "
+            "camera id per image"
+        )
+    if arr.dtype == object:
+        if any(v is None for v in arr.tolist()):
+            raise TCULError("camids contain None: every image needs its camera id (record.camid)")
+        arr = arr.astype(str) if any(isinstance(v, str) for v in arr.tolist()) else arr
+    if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+        raise TCULError("camids contain NaN: every image needs its camera id (record.camid)")
+    return arr
+
+
+def check_frames(frames: Any, n: int) -> np.ndarray:
+    """Frame ids as int64 (or float64 when fractional), or TCULError."""
+    if frames is None:
+        raise TCULError(f"frame ids are missing: {NO_FRAMES}")
+    arr = to_numpy(frames, "frames")
+    if arr.ndim != 1 or len(arr) != n:
+        raise TCULError(
+            f"frames have shape {tuple(arr.shape)} but features have {n} rows: pass one frame "
+            "id per image (record.frame)"
+        )
+    if arr.dtype == object:
+        missing = sum(v is None for v in arr.tolist())
+        if missing:
+            raise TCULError(f"frame ids contain None ({missing} of {n} images): {NO_FRAMES}")
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TCULError("frame ids must be numbers: pass record.frame of every image") from None
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.int64, copy=False)
+    if not np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool:
+        raise TCULError(f"frame ids must be numbers (got dtype {arr.dtype}): pass record.frame")
+    nan = int(np.isnan(arr).sum())
+    if nan:
+        raise TCULError(f"frame ids contain NaN ({nan} of {n} images): {NO_FRAMES}")
+    if not np.isfinite(arr).all():
+        raise TCULError("frame ids contain inf: pass the finite frame number of every image")
+    if np.all(arr == np.round(arr)) and np.abs(arr).max(initial=0) < 2**62:
+        return arr.astype(np.int64)
+    return arr.astype(np.float64, copy=False)
+
+
+def check_lambda_fr(lambda_fr: Any) -> float:
+    """Eq. 3's frame window, a number >= 0, or TCULError."""
+    if not is_number(lambda_fr) or lambda_fr < 0:
+        raise TCULError(
+            f"lambda_fr must be a number >= 0, got {lambda_fr!r}: use a frame window such as "
+            "100 (the paper's value)"
+        )
+    return float(lambda_fr)
+
+
+def check_assignment(features: Any, labels: Any,
+                     centers: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(features, labels, centers)`` checked together: ``N x D`` features, one label in
+    ``0..K-1`` per row, ``K x D`` centres."""
+    x = check_features(features)
+    c = check_centers(centers, x.shape[1])
+    lab = check_labels(labels, x.shape[0], c.shape[0])
+    return x, lab, c

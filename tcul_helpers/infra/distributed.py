@@ -15,10 +15,12 @@ CPU). What each rank then does:
   share with its own statistics, the one difference from a single process.
 * **extraction** (:func:`tcul_helpers.training.features.extract_features`): each rank extracts a
   contiguous 1/N of the images; every rank receives all rows (:func:`gather_rows`).
-* **decisions** - k-means, the assignment (Eq. 1-2), the selection (Eq. 3), the centre
-  update (Eq. 6-7), the scores, whether a cached result is reused - run once, on rank 0,
-  and their result is broadcast (:func:`on_main`); an error raised there is raised on
-  every rank, so all of them stop with the same one line.
+* **decisions** - k-means, the scores, whether a cached result is reused - run once, on
+  rank 0, and their result is broadcast (:func:`on_main`); an error raised there is raised
+  on every rank, so all of them stop with the same one line. One iteration of Algorithm 1
+  (Eq. 1-3, Eq. 6-7) runs on every rank from the same gathered features, and rank 0's
+  labels, reliable set and centres are broadcast before fine-tuning and after the
+  iteration (:func:`from_main`), so every rank trains on and keeps the same decisions.
 * **files**: only rank 0 writes (:func:`main_only`), so there is one run folder.
 
 Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) every function here is the
@@ -160,6 +162,14 @@ def on_main(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` computed on rank 0 and its result broadcast to every rank
     (a decision made once); an error raised by ``fn`` is raised on every rank."""
     return _run_on_main(fn, args, kwargs, share=True)  # type: ignore[return-value]
+
+
+def from_main(value: T) -> T:
+    """Rank 0's ``value`` on every rank: a decision every rank computed from the same
+    inputs is taken from rank 0, so that the ranks cannot disagree (e.g. by a rounding)."""
+    if world_size() == 1:
+        return value
+    return _broadcast(value if is_main() else None)
 
 
 def main_only(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:

@@ -1,28 +1,25 @@
-"""k-means: Algorithm 1's centre initialisation (step 2) and PUL-style re-clustering.
+"""The fast k-means behind :mod:`tcul_helpers.method.kmeans`: the same Lloyd's k-means from a
+greedy k-means++ seeding, organised for Market-scale features (``N`` ~ 13,000, ``K`` = 750).
 
-* **centre init** (step 2): :func:`kmeans_init`, Lloyd's k-means from a k-means++ seeding;
-* **PUL-style re-clustering** (Fan et al.): :func:`kmeans_recluster`, k-means whose "centres"
-  are the real images nearest the centroids (run every iteration instead of Eq. 6-7).
+Three things make it fast (``benchmarks/bench_clustering.py`` measures it against
+scikit-learn and faiss):
 
-No normalisation happens inside: whether k-means sees L2-normalised features is the
-caller's decision (:func:`tcul_helpers.experiment.runner.prepare_features`). Inputs may be numpy
-arrays or torch tensors; outputs are numpy arrays. Float64 inputs are computed in float64,
-everything else in float32.
+* the ``N x K`` squared distances are one matrix product,
+  ``||x_i||^2 - 2 x_i.c_k + ||c_k||^2`` (:func:`sq_distance_table`);
+* Lloyd's iterations keep that table and recompute only the columns of the centres whose
+  membership changed (a centre whose members did not change did not move);
+* the k-means++ seeding of wide features runs on a seeded random projection to
+  ``SEED_PROJECTION_DIM`` dimensions (squared distances kept to within a few per cent),
+  so each of its ``K`` sequential steps touches a small array. Up to that width the
+  seeding is exactly :func:`tcul_helpers.method.kmeans.kmeans_plus_plus`'s.
 
-Why the kit has its own k-means (``benchmarks/bench_clustering.py``, Market-1501-scale
-features): measured, it is faster than faiss (0.67x its time) at lower inertia (0.954x).
-The heavy lifting is the ``N x K`` table of squared distances
-``||x_i||^2 - 2 x_i.c_k + ||c_k||^2`` (:func:`sq_distance_table`, one matrix product by
-numpy's BLAS: on the kit's reference CPU OpenBLAS runs it about 1.6x faster than torch's
-MKL build). The k-means++ seeding runs on a seeded random projection of wide features
-(``SEED_PROJECTION_DIM`` dims), and Lloyd's iterations keep the distance table, recomputing
-only the columns of centres whose membership changed -- exact Lloyd, at a fraction of the
-cost once most clusters are stable.
+``tests/test_kmeans.py`` holds it equal to the readable version.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +27,6 @@ import numpy as np
 
 from ..infra.array_checks import check_centers, check_features, check_k, float_dtype
 from ..infra.errors import TCULError
-from ..infra.progress import tqdm
 from .center_update import member_sums
 
 #: Dimension of the random projection used for the k-means++ seeding of wide features.
@@ -90,16 +86,6 @@ def _partial_sq_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """``||c_k||^2 - 2 x_i.c_k`` (``N x K``): squared distances less the per-row ``||x_i||^2``,
     which does not change the nearest centre."""
     return sq_distance_table(x, centers.T, c_sq=_sq_norms(centers))
-
-
-def _nearest(x: np.ndarray, x_sq: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels (first minimum) and squared distances of every row of ``x`` to its nearest ``c``
-    (the ``||x||^2`` term is added after the argmin, which it does not change)."""
-    part = _partial_sq_distances(x, c)
-    labels = part.argmin(axis=1)
-    best = np.take_along_axis(part, labels[:, None], axis=1)[:, 0]
-    best += x_sq
-    return labels.astype(np.int64), np.maximum(best, 0.0, out=best)
 
 
 def _kmeanspp_seed(x: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
@@ -187,7 +173,7 @@ def kmeans(
     n_iter: int = 100,
     tol: float = 1e-4,
     init: Any = None,
-    progress: bool = False,
+    on_step: Callable[[int], object] | None = None,
 ) -> KMeansResult:
     """Lloyd's k-means (squared Euclidean distance) from a greedy k-means++ seeding.
 
@@ -201,6 +187,8 @@ def kmeans(
     ``tol`` times the mean per-dimension variance of the features (scikit-learn's rule), or
     after ``n_iter`` iterations. ``init`` (``K x D``) replaces the seeding. Deterministic for
     a seed. No normalisation inside. Memory: the features plus an ``N x K`` table.
+    ``on_step(changed)`` is called after every iteration with the number of labels that
+    changed (a progress bar's hook).
     """
     x_np = check_features(features)
     n = x_np.shape[0]
@@ -225,31 +213,27 @@ def kmeans(
     basis: np.ndarray | None = None
     converged = False
     it = 0
-    bar = tqdm(total=n_iter, desc="k-means", disable=not progress, leave=False)
-    try:
-        for step in range(1, n_iter + 1):
-            it = step
-            own = table[rows, labels] + x_sq  # squared distance to the own centre
-            means, new_labels, relocated = _centroids(x, labels, K, own)
-            if basis is None:  # the seeds are not means: every centre moves
-                moved = np.arange(K)
-            else:  # a centre moves iff its membership changed since it was computed
-                diff = new_labels != basis
-                moved = np.union1d(new_labels[diff], basis[diff])
-            shift = float(((means[moved] - centers[moved]).astype(np.float64) ** 2).sum())
-            centers[moved] = means[moved]
-            basis = new_labels  # the membership the centres are the means of
-            if len(moved):
-                table[:, moved] = _partial_sq_distances(x, centers[moved])
-            labels = table.argmin(axis=1)
-            changed = int(np.count_nonzero(labels != basis)) + len(relocated)
-            bar.update(1)
-            bar.set_postfix(changed=changed, moved=len(moved))
-            if changed == 0 or shift <= tol_abs:
-                converged = True
-                break
-    finally:
-        bar.close()
+    for step in range(1, n_iter + 1):
+        it = step
+        own = table[rows, labels] + x_sq  # squared distance to the own centre
+        means, new_labels, relocated = _centroids(x, labels, K, own)
+        if basis is None:  # the seeds are not means: every centre moves
+            moved = np.arange(K)
+        else:  # a centre moves iff its membership changed since it was computed
+            diff = new_labels != basis
+            moved = np.union1d(new_labels[diff], basis[diff])
+        shift = float(((means[moved] - centers[moved]).astype(np.float64) ** 2).sum())
+        centers[moved] = means[moved]
+        basis = new_labels  # the membership the centres are the means of
+        if len(moved):
+            table[:, moved] = _partial_sq_distances(x, centers[moved])
+        labels = table.argmin(axis=1)
+        changed = int(np.count_nonzero(labels != basis)) + len(relocated)
+        if on_step is not None:
+            on_step(changed)
+        if changed == 0 or shift <= tol_abs:
+            converged = True
+            break
     dist = _own_distances(x, centers, labels).astype(np.float64)
     return KMeansResult(
         centers=centers,
@@ -258,14 +242,3 @@ def kmeans(
         n_iter=it,
         converged=converged,
     )
-
-
-def inertia(features: Any, centers: Any) -> float:
-    """Sum over images of the squared Euclidean distance to the nearest centre (k-means'
-    objective; scikit-learn's ``inertia_``)."""
-    x_np = check_features(features)
-    c_np = check_centers(centers, x_np.shape[1])
-    dtype = float_dtype(x_np, c_np)
-    x = np.ascontiguousarray(x_np, dtype)
-    _, dist = _nearest(x, _sq_norms(x), np.ascontiguousarray(c_np, dtype))
-    return float(dist.sum(dtype=np.float64))

@@ -21,6 +21,7 @@ import numpy as np
 
 from ...method.assignment import assign_clusters
 from ...method.center_update import update_centers
+from ...method.iteration import tcul_iteration
 from ...method.selection import select_temporal
 from .checking import Case, CheckResult, Mistake, compare_close, compare_exact, run_checks
 
@@ -55,16 +56,6 @@ class FakeFinetune:
             z[members] = 0.5 * z[members] + 0.5 * z[members].mean(0)
         z += 0.1 * np.linspace(1.0, -1.0, z.shape[1])
         return z / np.linalg.norm(z, axis=1, keepdims=True)
-
-
-def tcul_iteration(features, centers, camids, frames, finetune, lambda_fr, lambda_c, beta):
-    """The kit's answer, steps (b)-(e) of Algorithm 1 (see the module docstring)."""
-    labels = assign_clusters(features, centers)
-    kept = select_temporal(features, labels, centers, camids, frames, lambda_fr)
-    index = np.flatnonzero(kept)
-    new_features = finetune(index, labels[index])
-    new_centers = update_centers(centers, new_features, labels, lambda_c, beta)
-    return labels, kept, new_centers, new_features
 
 
 def _variant(*, train_all=False, old_features=False, reassign=False, kept_only=False,
@@ -130,7 +121,8 @@ def iteration_cases(seed: int = 0) -> list[Case]:
 
 def check_tcul_iteration(fn: Callable) -> CheckResult:
     """One iteration of Algorithm 1: ``fn(features, centers, camids, frames, finetune,
-    lambda_fr, lambda_c, beta)`` -> ``(labels, kept, new_centers, new_features)``."""
+    lambda_fr, lambda_c, beta)`` -> ``(labels, kept, new_centers, new_features)``, held
+    against the kit's own :func:`tcul_helpers.method.iteration.tcul_iteration`."""
     return run_checks("check_tcul_iteration (Algorithm 1, steps b-e)", fn, tcul_iteration,
                       iteration_cases(), ("features", "centers", "camids", "frames", "finetune",
                                           "lambda_fr", "lambda_c", "beta"),
