@@ -1,4 +1,5 @@
-"""Losses: batch-hard triplet loss (Eq. 4-5 with online hard mining) and the baseline's loss.
+"""Eq. 4-5: the batch-hard triplet loss of fine-tuning (Sec. 3.4), and the source
+baseline's loss (Sec. 4.1: cross-entropy + the same triplet loss).
 
 Eq. 4: ``L_trip(x_a, x_p, x_n) = [D(x_a, x_p) - D(x_a, x_n) + m]_+`` with ``D`` the
 Euclidean distance between embeddings. Eq. 5 sums it over the mini-batch; with online hard
@@ -10,7 +11,7 @@ both (the usual batch-hard normalisation; a sum would only rescale the learning 
 :func:`batch_hard_triplet_loss` is the vectorised lesson version; with
 ``return_details=True`` it also says which positive and negative each anchor picked.
 :func:`naive_batch_hard_triplet_loss` writes the same thing as explicit loops over every
-triplet; it is the reference the tests compare against.
+triplet: the reference the vectorised version is held against.
 """
 
 from __future__ import annotations
