@@ -9,7 +9,7 @@ Folder layout (``runs`` is ignored by git)::
 
     data/generated/<scale>/{source,target}[-seed<S>]   synthetic worlds
     runs/<profile>/seed<S>/source/model.pt             f_theta0 (+ config.json, history.json)
-    runs/<profile>/seed<S>/<variant>/                   one adaptation run (algorithm.py)
+    runs/<profile>/seed<S>/<variant>/                   one adaptation run (runner.py)
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ class Config:
     width: int = setting(128, source=True, valid=Range(8, None))
     # the first FC after GAP -> BN -> ReLU
     embedding_dim: int = setting(2048, source=True, valid=Range(1, None))
-    # start the trunk from ImageNet (see models.py, data/README.md)
+    # start the trunk from ImageNet (see training/models.py, data/README.md)
     imagenet_init: bool = setting(True, source=True)
 
     # --- source baseline (Sec. 4.1) ----------------------------------------------------
