@@ -1,10 +1,10 @@
 """Checker of one whole iteration of Algorithm 1 (notebook 09), steps (b) to (e):
 
-    l_i = argmax_k cos(z_i, c_k)                   Eq. 1-2
-    D = Eq. 3's reliable images
-    fine-tune on D with their pseudo-labels          Eq. 4-5 (done by ``finetune``)
-    z'_i = features of the fine-tuned model          step (e) = step (a) of the next iteration
-    c_k <- c_k - lambda_c * delta_c_k                 Eq. 6-7 with z' and this iteration's l_i
+    (b) l_i = argmax_k cos(z_i, c_k)                Eq. 1-2
+    (c) D = Eq. 3's reliable images
+    (d) fine-tune on D with their pseudo-labels      Eq. 4-5 (done by ``finetune``), which
+        returns z'_i, the fine-tuned model's features (step (a) of the next iteration)
+    (e) c_k <- c_k - lambda_c * delta_c_k            Eq. 6-7 with z' and this iteration's l_i
 
 The student's ``fn(features, centers, camids, frames, finetune, lambda_fr, lambda_c, beta)``
 returns ``(labels, kept, new_centers, new_features)``; ``finetune(index, pseudo_labels)``
