@@ -98,6 +98,7 @@ def main() -> None:
     t0 = time.perf_counter()
     km = kmeans(x, args.k, args.seed)  # what kmeans_init returns is km.centers
     t1 = time.perf_counter()
+    t1_kmeans = t1 - t0
     labels = assign_clusters(x, km.centers)
     t2 = time.perf_counter()
     kept = select_temporal(x, labels, km.centers, camids, frames, args.lambda_fr)
@@ -120,6 +121,29 @@ def main() -> None:
     print(f"speed-up      : {ratio:6.1f}x  (target >= 5x)        {'PASS' if ok_speed else 'FAIL'}")
     print(f"inertia       : ours {km.inertia:.2f}  sklearn {sk.inertia_:.2f}  gap {gap:+.2%}"
           f"  (target <= +2%)  {'PASS' if ok_inertia else 'FAIL'}")
+    _against_faiss(x, args, ours_kmeans=t1_kmeans, ours_inertia=km.inertia)
+
+
+def _against_faiss(x: np.ndarray, args: argparse.Namespace, *, ours_kmeans: float,
+                   ours_inertia: float) -> None:
+    """faiss's k-means (its defaults: 25 iterations, one start) on the same features, when
+    faiss is installed (``pip install faiss-cpu``; not a dependency of the kit)."""
+    try:
+        import faiss
+    except ImportError:
+        print("faiss         : not installed (pip install faiss-cpu to compare)")
+        return
+    faiss.omp_set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    fk = faiss.Kmeans(x.shape[1], args.k, seed=args.seed)
+    fk.train(np.ascontiguousarray(x, dtype=np.float32))
+    fa_time = time.perf_counter() - t0
+    dist, _ = fk.index.search(np.ascontiguousarray(x, dtype=np.float32), 1)  # squared L2
+    fa_inertia = float(dist.sum(dtype=np.float64))
+    print(f"faiss {faiss.__version__} Kmeans (defaults): {fa_time:6.2f} s, "
+          f"inertia {fa_inertia:.2f}")
+    print(f"against faiss : k-means time {ours_kmeans / fa_time:5.2f}x faiss's, inertia "
+          f"{ours_inertia / fa_inertia:5.3f}x faiss's (information)")
 
 
 if __name__ == "__main__":
