@@ -46,6 +46,7 @@ def test_single_process_helpers_are_the_identity():
     model = nn.Linear(2, 2)
     assert distributed.wrap(model, torch.device("cpu")) is model
     assert distributed.on_main(lambda a, b: a + b, 2, b=3) == 5
+    assert distributed.from_main(rows) is rows
     sampler = object()
     assert distributed.batches(sampler) is sampler
 
@@ -88,7 +89,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             error = str(exc)
         np.savez(Path(out) / f"rank{rank}.npz", grad=model[0].weight.grad.numpy(),
                  loss=loss.item(), rows=rows, error=np.array(error),
-                 decided=np.array(distributed.on_main(lambda: distributed.rank() + 10)))
+                 decided=np.array(distributed.on_main(lambda: distributed.rank() + 10)),
+                 taken=distributed.from_main(np.full(3, rank + 20)))
     finally:
         dist.destroy_process_group()
 
@@ -112,6 +114,7 @@ def test_two_gloo_ranks_give_the_whole_batch_gradient(tmp_path):
         np.testing.assert_array_equal(got["rows"], np.arange(21, dtype=np.float32).reshape(7, 3))
         assert str(got["error"]) == "raised on rank 0 alone"  # inside on_main rank 0 is alone
         assert int(got["decided"]) == 10  # rank 0's answer, on both ranks
+        assert got["taken"].tolist() == [20, 20, 20]  # rank 0's own value, on both ranks
 
 
 # ----------------------------------------------------------------------- the command line
