@@ -237,7 +237,7 @@ def test_frame_ids_are_shown_as_the_dataset_names_them(lab, init):
 
 
 def test_numbers_are_formatted_for_reading():
-    from tcul_helpers.experiment.sweeps import INFINITE_FRAMES
+    from tcul_helpers.settings.config import INFINITE_FRAMES
 
     assert tw._fmt(0.46138535031847133) == "0.461"
     assert tw._fmt([0.46138535031847133, 0.5]) == "[0.461, 0.500]"

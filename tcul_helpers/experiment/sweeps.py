@@ -29,14 +29,13 @@ from ..data.records import ReidDataset
 from ..data.synthetic.presets import resolve_knobs
 from ..infra.atomic_files import write_json
 from ..infra.errors import TCULError
-from ..settings.config import Config, fingerprint, source_settings
+from ..settings.config import INFINITE_FRAMES, Config, fingerprint, source_settings
 from ..training.models import ReidNet
 from . import pipeline
 from .run_store import camera_pair_history
 
 SWEEPS = ("lambda_fr", "n_clusters", "crowd_density", "reappear_prob")
 WORLD_SWEEPS = ("crowd_density", "reappear_prob")
-INFINITE_FRAMES = 10**7  # "no temporal window": every image of a group is kept
 
 
 def point_key(cfg: Config, sweep: str, value: float) -> str:

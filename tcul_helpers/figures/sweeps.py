@@ -145,7 +145,7 @@ def plot_live_sweeps(live: dict, *, true_k: int, lambda_fr: float) -> Figure:
     """Fig. 4's two knobs at the start of iteration 1 (:func:`live_sweeps`): left, Eq. 3's
     kept-label precision and kept-pair recall against lambda_fr; right, the clustering's
     NMI / ARI / pairwise precision and recall against K."""
-    from ..experiment.sweeps import INFINITE_FRAMES
+    from ..settings.config import INFINITE_FRAMES
 
     fig = Figure(figsize=(10, 3.8))
     ax, ax2 = fig.subplots(1, 2)

@@ -73,6 +73,11 @@ class Range:
 RETIRED = frozenset({"extra"})
 
 
+#: A lambda_fr wider than any camera's stream of frames: Eq. 3 then keeps every image of a
+#: (camera, cluster) group ("no temporal window", the sweeps' last point).
+INFINITE_FRAMES = 10**7
+
+
 def setting(default: Any, *, decides: str = "yes", source: bool = False,
             valid: Range | None = None) -> Any:
     """A :class:`Config` field with what the kit must know about it, declared once:

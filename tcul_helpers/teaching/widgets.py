@@ -117,7 +117,7 @@ def _fmt(v: Any) -> str:
             return _fmt(int(v))
         return f"{v:.3f}"
     if isinstance(v, int | np.integer) and not isinstance(v, bool):
-        from ..experiment.sweeps import INFINITE_FRAMES
+        from ..settings.config import INFINITE_FRAMES
 
         return "no window (10^7)" if int(v) == INFINITE_FRAMES else str(int(v))
     return str(v)
@@ -382,7 +382,7 @@ def sweep_explorer(sweeps: Mapping[str, list[dict]], *, cfg=None, plan: Mapping 
         window), so that the readout is short and never a raw float."""
         vals = {float(p["value"]) for p in points.get(name, [])}
         vals |= {float(v) for v in plan.get(name, {}).get("values", [])}
-        from ..experiment.sweeps import INFINITE_FRAMES
+        from ..settings.config import INFINITE_FRAMES
 
         return [("\u221e" if v == INFINITE_FRAMES else _fmt(v), v)
                 for v in sorted(vals)] or [("0", 0.0)]
