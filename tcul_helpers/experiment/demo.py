@@ -389,7 +389,7 @@ def run_demo(
 def _invocation() -> str:
     """How this process was started, as a user would type it (``python -m tcul_helpers ...``)."""
     prog = Path(sys.argv[0])
-    head = (f"python -m {__package__}" if prog.name == "__main__.py"
+    head = ("python -m tcul_helpers" if prog.name == "__main__.py"
             else f"python {prog.name}")
     return " ".join([head, *sys.argv[1:]])
 
