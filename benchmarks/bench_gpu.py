@@ -42,7 +42,6 @@ from bench_training import sync, time_train_steps  # noqa: E402
 
 from tcul_helpers.experiment.pipeline import ensure_world  # noqa: E402
 from tcul_helpers.experiment.run_store import TRACE  # noqa: E402
-from tcul_helpers.experiment.runner import prepare_features  # noqa: E402
 from tcul_helpers.infra.device import seed_everything  # noqa: E402
 from tcul_helpers.measurement.evaluation import evaluate_model  # noqa: E402
 from tcul_helpers.method.assignment import assign_clusters  # noqa: E402
@@ -50,7 +49,7 @@ from tcul_helpers.method.center_update import update_centers
 from tcul_helpers.method.kmeans import kmeans_init  # noqa: E402
 from tcul_helpers.method.selection import select_temporal  # noqa: E402
 from tcul_helpers.settings.config import get_config  # noqa: E402
-from tcul_helpers.training.features import extract_features  # noqa: E402
+from tcul_helpers.training.features import extract_features, prepare_features  # noqa: E402
 from tcul_helpers.training.loops import finetune, train_source  # noqa: E402
 from tcul_helpers.training.models import build_model, model_to_device  # noqa: E402
 
@@ -150,7 +149,7 @@ def bench_iteration(args, home, device, state) -> None:
 
     def features():
         return prepare_features(extract_features(net, target.train, cfg, device,
-                                                 progress=False), cfg)
+                                                 progress=False), cfg.l2_normalize)
 
     z, stages["(a) features"] = _timed(device, features)
     centers, stages["k-means init (K = #ids)"] = _timed(

@@ -18,15 +18,11 @@ from tcul_helpers.experiment.run_store import (
     run_data_matches,
     run_settings_match,
 )
-from tcul_helpers.experiment.runner import (
-    NonFiniteFeaturesError,
-    TooFewSamplesWarning,
-    adapt,
-    prepare_features,
-)
+from tcul_helpers.experiment.runner import TooFewSamplesWarning, adapt
 from tcul_helpers.infra.errors import TCULError
 from tcul_helpers.measurement.metrics import pairwise_precision
 from tcul_helpers.settings.config import get_config
+from tcul_helpers.training.features import NonFiniteFeaturesError, prepare_features
 from tcul_helpers.training.loops import NonFiniteLossError
 from tcul_helpers.training.models import load_checkpoint
 
@@ -293,7 +289,7 @@ def _resume_with(model, target, cfg, run):
 def test_prepare_features_normalises_once_and_rejects_nan(world):
     cfg, _, _ = world
     z = np.array([[3.0, 4.0], [0.0, 2.0]], dtype=np.float32)
-    np.testing.assert_allclose(prepare_features(z, cfg), [[0.6, 0.8], [0.0, 1.0]])
-    np.testing.assert_allclose(prepare_features(z, cfg.replace(l2_normalize=False)), z)
+    np.testing.assert_allclose(prepare_features(z, cfg.l2_normalize), [[0.6, 0.8], [0.0, 1.0]])
+    np.testing.assert_allclose(prepare_features(z, l2_normalize=False), z)
     with pytest.raises(NonFiniteFeaturesError, match="NaN"):
-        prepare_features(np.array([[np.nan, 1.0]]), cfg)
+        prepare_features(np.array([[np.nan, 1.0]]), cfg.l2_normalize)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,24 @@ class ImageRecord:
     raw_frame: int | None = None
 
 
+def pids_of(records: Sequence[ImageRecord]) -> np.ndarray:
+    """The identity of every record, as an int64 array."""
+    return np.array([r.pid for r in records], dtype=np.int64)
+
+
+def camids_of(records: Sequence[ImageRecord]) -> np.ndarray:
+    """The camera of every record, as an int64 array."""
+    return np.array([r.camid for r in records], dtype=np.int64)
+
+
+def frames_of(records: Sequence[ImageRecord]) -> np.ndarray | None:
+    """The frame id ``fid(x)`` of every record, as an int64 array; ``None`` when a record
+    has none (Eq. 3 cannot run)."""
+    if not records or any(r.frame is None for r in records):
+        return None
+    return np.array([r.frame for r in records], dtype=np.int64)
+
+
 @dataclass
 class ReidDataset:
     """A re-id dataset: ``train``, ``query`` and ``gallery`` lists of :class:`ImageRecord`."""
@@ -53,7 +74,7 @@ class ReidDataset:
     @property
     def has_frames(self) -> bool:
         """True when every training image has a frame id (temporal selection is possible)."""
-        return bool(self.train) and all(r.frame is not None for r in self.train)
+        return frames_of(self.train) is not None
 
     def content_key(self) -> str:
         """A short hash of what this dataset holds: every record's file name, identity,

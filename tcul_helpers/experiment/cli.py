@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import __version__
 from ..data.readers import DATASETS, load_dataset
+from ..infra.device import DEVICE_CHOICES
 from ..infra.errors import TCULError
 from ..settings.config import (
     PROFILES,
@@ -110,7 +111,7 @@ def _common_options() -> argparse.ArgumentParser:
                         "profiles use MobileNetV2, shipped offline; default: the profile's, "
                         "scratch on smoke/classroom, imagenet on paper). --set after it "
                         "overrides single settings")
-    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+    g.add_argument("--device", choices=DEVICE_CHOICES, default=None,
                    help="auto (CUDA when available), cpu or cuda (default: auto)")
     g.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (each command names its default)")

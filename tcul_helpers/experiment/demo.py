@@ -28,14 +28,13 @@ from ..infra.device import resolve_device
 from ..infra.formatting import number
 from ..measurement.evaluation import evaluate_model
 from ..method.assignment import assign_clusters
-from ..settings.config import STARTS, Config, fingerprint, get_config, start_of
+from ..settings.config import STARTS, VARIANTS, Config, fingerprint, get_config, start_of
 from ..training.models import model_to_device
 from . import pipeline
 from .report import write_report
 from .run_store import STATE, camera_pair_history, load_history, run_complete
 from .sweeps import default_dir, load_sweeps
 
-METHODS = ("tcul", "sul", "pul")
 METRICS = ("rank1", "rank5", "rank10", "mAP")
 FIGURE_FILES = {
     "fig2": "fig2_fragments.png",
@@ -188,6 +187,7 @@ def _save(fig, path: Path) -> str:
 
 def _figures(cfg: Config, target, out: Path, tcul_dir: Path, histories: dict, sweeps: dict,
              results: dict) -> dict[str, str]:
+    from ..data.records import camids_of, frames_of
     from ..figures.fragments import plot_fragments
     from ..figures.iterations import plot_iteration_metrics, plot_reliable_counts
     from ..figures.selection import pick_example_group, plot_cluster_selection
@@ -195,7 +195,7 @@ def _figures(cfg: Config, target, out: Path, tcul_dir: Path, histories: dict, sw
 
     figs: dict[str, str] = {}
     train = target.train
-    camids = np.array([r.camid for r in train])
+    camids = camids_of(train)
     cams, counts = np.unique(camids, return_counts=True)
     cam = int(cams[np.argmax(counts)])
     figs["fig2"] = _save(plot_fragments(train, cam, max_images=40), out / FIGURE_FILES["fig2"])
@@ -204,7 +204,7 @@ def _figures(cfg: Config, target, out: Path, tcul_dir: Path, histories: dict, sw
     with np.load(tcul_dir / STATE) as st:
         z, centers = st["features"], st["centers"]
     labels = assign_clusters(z, centers)
-    frames = np.array([r.frame for r in train], dtype=np.int64)
+    frames = frames_of(train)
     truth = np.array([r.raw_pid for r in train])
     sel = temporal_anchors(z, labels, centers, camids, frames, cfg.lambda_fr)
     k, j = pick_example_group(sel, labels, camids, truth)
@@ -325,7 +325,7 @@ def run_demo(
     histories: dict[str, dict] = {}
     run_dirs: dict[str, Path] = {}
     methods: dict[str, dict] = {"baseline": base}
-    for variant in METHODS:
+    for variant in VARIANTS:
         run_cfg = pipeline.variant_config(cfg, variant)
         run_dir = run_dirs[variant] = pipeline.variant_dir(run_cfg, variant, runs_root)
         done = (not fresh) and distributed.on_main(_run_complete, run_dir, run_cfg, target)
@@ -394,4 +394,4 @@ def _invocation() -> str:
     return " ".join([head, *sys.argv[1:]])
 
 
-__all__ = ["FIGURE_FILES", "METHODS", "default_out", "run_demo"]
+__all__ = ["FIGURE_FILES", "default_out", "run_demo"]

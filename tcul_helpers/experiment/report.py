@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..infra.atomic_files import write_text
 from ..infra.formatting import number
+from ..settings.config import VARIANT_NAMES, VARIANTS
 
 #: Quoted from the paper (Ali et al., Table 2): rank-1 / rank-5 / mAP in percent.
 #: Not computed by the kit.
@@ -23,7 +24,6 @@ PAPER_TABLE2: dict[str, dict[str, tuple[float, float, float] | None]] = {
     "tcul": {"Duke->Market": (75.8, 89.0, 51.7), "Market->Duke": (64.0, 79.2, 45.0)},
 }
 
-METHOD_NAMES = {"baseline": "baseline", "pul": "PUL-style", "sul": "SUL", "tcul": "TCUL"}
 HOLDS, FAILS, NOT_COMPUTED = "HOLDS", "DOES NOT HOLD", "NOT COMPUTED"
 SWEEP_POINTER = "Not computed yet: `make sweeps` computes them (then run the demo again)."
 
@@ -159,11 +159,11 @@ def _camera_pairs(results: dict) -> list[str]:
     cross-camera pairs, first and last iteration, with a sentence drawn from the numbers."""
     data = results.get("camera_pairs") or {}
     rows = []
-    for key in ("tcul", "sul", "pul"):
+    for key in VARIANTS:
         iters = data.get(key) or []
         for r in ([iters[0], iters[-1]] if len(iters) > 1 else iters):
             rows.append(
-                f"| {METHOD_NAMES[key]} | {r['iteration']} | "
+                f"| {VARIANT_NAMES[key]} | {r['iteration']} | "
                 f"{number(r.get('pairs_same_camera'), 0)} "
                 f"({number(r.get('precision_same_camera'), 2)})"
                 f" | {number(r.get('pairs_cross_camera'), 0)} "
@@ -209,14 +209,14 @@ def _table2(results: dict) -> list[str]:
         "| method | synthetic target (this run) | Duke->Market (paper) | Market->Duke (paper) |",
         "|---|---|---|---|",
     ]
-    for key in ("baseline", "pul", "sul", "tcul"):
+    for key in ("baseline", *reversed(VARIANTS)):
         m = methods.get(key) or {}
         ours = f"{number(m.get('rank1'))} / {number(m.get('rank5'))} / {number(m.get('mAP'))}"
         paper = []
         for col in ("Duke->Market", "Market->Duke"):
             v = PAPER_TABLE2[key].get(col)
             paper.append(" / ".join(f"{x:.1f}" for x in v) if v else "-")
-        lines.append(f"| {METHOD_NAMES[key]} | {ours} | {paper[0]} | {paper[1]} |")
+        lines.append(f"| {VARIANT_NAMES[key]} | {ours} | {paper[0]} | {paper[1]} |")
     lines.append("")
     lines.append("Cells are rank-1 / rank-5 / mAP (%). The paper's columns are **quoted from the "
                  "paper** (Table 2), not computed here; the synthetic column is this run.")
@@ -290,13 +290,13 @@ def starts_table(results: dict) -> list[str]:
     order = [s for s in ("scratch", "imagenet") if s in starts]
     lines = ["| method | " + " | ".join(START_NAMES[s] for s in order) + " |",
              "|---|" + "---|" * len(order)]
-    for key in ("baseline", "pul", "sul", "tcul"):
+    for key in ("baseline", *reversed(VARIANTS)):
         cells = []
         for s in order:
             m = (starts[s].get("methods") or {}).get(key) or {}
             cells.append(f"{number(m.get('rank1'))} / {number(m.get('rank5'))} / "
                          f"{number(m.get('mAP'))}")
-        lines.append(f"| {METHOD_NAMES[key]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {VARIANT_NAMES[key]} | " + " | ".join(cells) + " |")
     lines += ["", "Cells are rank-1 / rank-5 / mAP (%) on the same worlds. " + "; ".join(
         f"{START_NAMES[s]}: `{starts[s].get('out')}` ({starts[s].get('date', 'n/a')})"
         for s in order) + "."]
@@ -379,12 +379,12 @@ def write_report(results: dict, out_dir: str | Path, figures: dict[str, str]) ->
     lines += ["", "## 2. Reliable samples per iteration (Fig. 5) and their precision", ""]
     lines += _fig(figures, "fig5", "Fig. 5: reliable samples and precision", out_dir)
     lines += _fig(figures, "iterations", "metrics per iteration", out_dir)
-    for key in ("tcul", "sul", "pul"):
+    for key in VARIANTS:
         iters = (results.get("histories", {}).get(key) or {}).get("iterations") or []
         if iters:
             desc = ", ".join(f"{r.get('n_reliable')} ({number(r.get('precision'), 3)})"
                              for r in iters)
-            lines.append(f"- {METHOD_NAMES[key]}: reliable (precision) per iteration: {desc}")
+            lines.append(f"- {VARIANT_NAMES[key]}: reliable (precision) per iteration: {desc}")
     lines += [""] + _camera_pairs(results)
     lines += ["", "## 3. Temporal continuity in one camera (Fig. 2)", ""]
     lines += _fig(figures, "fig2", "Fig. 2: images of one camera by frame id", out_dir)

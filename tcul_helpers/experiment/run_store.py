@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.records import ReidDataset
+from ..data.records import ReidDataset, camids_of, pids_of
 from ..infra import distributed
 from ..infra.atomic_files import WriteError, check_writable, write_json, write_npz
 from ..infra.errors import TCULError
@@ -282,8 +282,7 @@ def camera_pair_history(run_dir: str | Path, target: ReidDataset) -> list[dict]:
     its selection kept, against ``target.train``'s true identities and cameras (what the
     fine-tuning was taught, split into pairs inside one camera and across two)."""
     trace = load_trace(run_dir)
-    pids = np.array([r.pid for r in target.train])
-    cams = np.array([r.camid for r in target.train])
+    pids, cams = pids_of(target.train), camids_of(target.train)
     out = []
     it = 1
     while f"labels_{it}" in trace and f"kept_{it}" in trace:

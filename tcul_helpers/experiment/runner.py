@@ -18,8 +18,8 @@ The variant is chosen by ``cfg.selection`` (``temporal`` = Eq. 3, ``similarity``
 ``none``), ``cfg.centers`` (``update`` = Eq. 6-7, ``kmeans`` = PUL-style re-clustering),
 ``cfg.finetune_from`` (``previous``, or ``source`` as PUL) and ``cfg.finetune_loss``
 (``triplet`` = Eq. 4-5, or PUL's ``softmax``). Features are L2-normalised once, right after
-every extraction (:func:`prepare_features`), when ``cfg.l2_normalize`` (TCUL, SUL); PUL runs
-k-means on raw features.
+every extraction (:func:`tcul_helpers.training.features.prepare_features`), when
+``cfg.l2_normalize`` (TCUL, SUL); PUL runs k-means on raw features.
 
 Under torchrun every rank runs this loop: extraction and fine-tuning are shared by the
 ranks, every rank computes the iteration's decisions from the same features, and rank 0's
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.records import ReidDataset
+from ..data.records import ReidDataset, camids_of, frames_of, pids_of
 from ..infra import distributed
 from ..infra.array_checks import NO_FRAMES
 from ..infra.atomic_files import check_writable
@@ -52,15 +52,11 @@ from ..measurement.metrics import clustering_scores, pairwise_precision, pairwis
 from ..method.iteration import Finetune, tcul_iteration
 from ..method.kmeans import kmeans_init, kmeans_recluster
 from ..settings.config import Config
-from ..training.features import extract_features
+from ..training.features import NonFiniteFeaturesError, extract_features, prepare_features
 from ..training.image_dataset import ImageCache, resolve_cache
 from ..training.loops import NonFiniteLossError, TooFewSamplesError, finetune
 from ..training.models import ReidNet, load_checkpoint, model_to_device
 from .run_store import CHECKPOINT, STATE, RunStore, read_arrays, read_finished, read_only
-
-
-class NonFiniteFeaturesError(TCULError):
-    """The model produced NaN or infinite features: training diverged."""
 
 
 class TooFewSamplesWarning(UserWarning):
@@ -77,22 +73,6 @@ class AdaptResult:
     run_dir: Path
     status: str = "complete"
     baseline: dict = field(default_factory=dict)
-
-
-def prepare_features(z: np.ndarray, cfg: Config) -> np.ndarray:
-    """The kit's single normalisation point: L2-normalise rows when ``cfg.l2_normalize``.
-
-    Raises :class:`NonFiniteFeaturesError` on NaN / infinite features.
-    """
-    z = np.asarray(z, dtype=np.float32)
-    if not np.isfinite(z).all():
-        raise NonFiniteFeaturesError(
-            "the model produced NaN or infinite features: training diverged; lower the "
-            "learning rate (the last good checkpoint is kept)"
-        )
-    if cfg.l2_normalize:
-        z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    return z
 
 
 def adapt(
@@ -183,9 +163,7 @@ class _Steps:
         self.source, self.target, self.cfg, self.device = source_model, target, cfg, device
         self.progress = progress
         train = target.train
-        self.camids = np.array([r.camid for r in train], dtype=np.int64)
-        self.frames = (np.array([r.frame for r in train], dtype=np.int64)
-                       if target.has_frames else None)
+        self.camids, self.frames = camids_of(train), frames_of(train)
         self.cache: ImageCache | None = resolve_cache(
             None, len(train) + len(target.query) + len(target.gallery), cfg.height, cfg.width,
             cfg.num_workers)
@@ -196,10 +174,10 @@ class _Steps:
             self.source_state = {k: v.to(device) for k, v in f0.state_dict().items()}
 
     def extract(self, model: ReidNet) -> np.ndarray:
-        """``z_i = f_theta(x_i)`` for every target training image, via :func:`prepare_features`."""
+        """``z_i = f_theta(x_i)`` for every target training image (step (a)), prepared once."""
         z = extract_features(model, self.target.train, self.cfg, self.device, self.progress,
                              self.cache)
-        return prepare_features(z, self.cfg)
+        return prepare_features(z, self.cfg.l2_normalize)
 
     def evaluate(self, model: ReidNet) -> dict:
         """Rank-1 / rank-5 / mAP of ``model`` on the target query / gallery (ground truth)."""
@@ -305,7 +283,7 @@ class _Scores:
 
     def __init__(self, target: ReidDataset, cfg: Config,
                  evaluate: Callable[[ReidNet], dict], evaluate_each: bool) -> None:
-        self.truth = np.array([r.pid for r in target.train], dtype=np.int64)
+        self.truth = pids_of(target.train)
         self.evaluate, self.each, self.last = evaluate, evaluate_each, cfg.n_iter
 
     def __call__(self, it: int, model: ReidNet, labels: np.ndarray, kept: np.ndarray) -> dict:
@@ -338,8 +316,6 @@ def _result(run: RunStore, model: ReidNet, centers: np.ndarray, status: str) -> 
 
 __all__ = [
     "AdaptResult",
-    "NonFiniteFeaturesError",
     "TooFewSamplesWarning",
     "adapt",
-    "prepare_features",
 ]

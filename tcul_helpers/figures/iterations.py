@@ -12,14 +12,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..infra.errors import TCULError
+from ..settings.config import VARIANT_NAMES
 
-#: Colours and display names of the variants (others get the default cycle).
-VARIANT_STYLE = {
-    "tcul": ("TCUL", "#1f77b4"),
-    "sul": ("SUL", "#ff7f0e"),
-    "pul": ("PUL-style", "#2ca02c"),
-    "baseline": ("baseline", "0.4"),
-}
+#: Display names and colours of the variants (others get the default cycle).
+VARIANT_STYLE = {key: (VARIANT_NAMES[key], colour) for key, colour in (
+    ("tcul", "#1f77b4"), ("sul", "#ff7f0e"), ("pul", "#2ca02c"), ("baseline", "0.4"))}
 
 METRIC_LABELS = {
     "mAP": "mAP (%)",

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..data.records import ImageRecord, ReidDataset
+from ..data.records import ImageRecord, ReidDataset, camids_of
 from ..infra.errors import TCULError
 from ..method.selection import TemporalSelection
 from ..training.image_dataset import load_image
@@ -83,7 +83,7 @@ def plot_cluster_selection(
                             "records: one flag per image")
     if max_images < 1:
         raise TCULError(f"max_images must be >= 1, got {max_images}")
-    camids = np.array([r.camid for r in recs])
+    camids = camids_of(recs)
     idx = _group_indices(labels, camids, cluster, camid)
     if idx.size == 0:
         raise TCULError(

@@ -490,23 +490,21 @@ def evaluate_model(
     protocol is :func:`evaluate`'s (single query, same pid + same camera removed). Under
     torchrun the extraction is shared by the ranks and the ranking runs once, on rank 0.
     """
+    from ..data.records import camids_of, pids_of
     from ..infra.distributed import on_main
-    from ..training.features import extract_features  # torch is needed here only
+    from ..training.features import extract_features, prepare_features  # torch is needed here
 
     def feats(records: list) -> np.ndarray:
         z = extract_features(model, records, cfg, device, progress, image_cache)
-        if not np.isfinite(z).all():
-            raise TCULError("the model produced NaN features: it diverged; use an earlier "
-                            "checkpoint or a lower learning rate")
-        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return prepare_features(z, l2_normalize=True)
 
     if not dataset.query or not dataset.gallery:
         raise TCULError(f"dataset {dataset.name} has no query or gallery images to evaluate on")
     q, g = feats(dataset.query), feats(dataset.gallery)
     cmc, mAP = on_main(
         evaluate_features, q, g,
-        [r.pid for r in dataset.query], [r.pid for r in dataset.gallery],
-        [r.camid for r in dataset.query], [r.camid for r in dataset.gallery],
+        pids_of(dataset.query), pids_of(dataset.gallery),
+        camids_of(dataset.query), camids_of(dataset.gallery),
         progress=False,
     )
     return summarize(cmc, mAP)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..data.records import ImageRecord, ReidDataset
+from ..data.records import ImageRecord, ReidDataset, camids_of, pids_of
 from ..infra.errors import TCULError
 from .evaluation import evaluate
 
@@ -94,10 +94,8 @@ def histogram_retrieval(dataset: ReidDataset, seed: int = 0) -> dict[str, Any]:
     if not dataset.query or not dataset.gallery:
         raise TCULError(f"dataset {dataset.name} at {dataset.root} has no query or gallery "
                         "images: realism statistics need both")
-    qp = np.array([r.pid for r in dataset.query])
-    gp = np.array([r.pid for r in dataset.gallery])
-    qc = np.array([r.camid for r in dataset.query])
-    gc = np.array([r.camid for r in dataset.gallery])
+    qp, gp = pids_of(dataset.query), pids_of(dataset.gallery)
+    qc, gc = camids_of(dataset.query), camids_of(dataset.gallery)
     dist = _cosine_distances(_histograms(dataset.query), _histograms(dataset.gallery))
     rand = np.random.default_rng(seed).random(dist.shape, dtype=np.float32)
     out: dict[str, Any] = {}

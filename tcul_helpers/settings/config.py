@@ -21,11 +21,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.synthetic.presets import SCALES
 from ..infra.atomic_files import write_json
+from ..infra.device import DEVICE_CHOICES
 from ..infra.errors import TCULError
+from ..method.selection import SELECTIONS
 
 PROFILES = ("smoke", "classroom", "paper")
 DEFAULT_PROFILE = "classroom"
+
+# The values of the settings whose code lives in training/ (which reads this module):
+#: the networks (training/models.py)
+ARCHS = ("resnet50", "resnet18", "compact", "mobilenet_v2")
+#: how the centres move on: Eq. 6-7, or PUL-style k-means every iteration
+CENTERS = ("update", "kmeans")
+#: where fine-tuning starts in each iteration: the last model, or f_theta0 again (PUL)
+FINETUNE_FROM = ("previous", "source")
+#: the fine-tuning loss: Eq. 4-5, or PUL's cross-entropy through a fresh classifier
+FINETUNE_LOSSES = ("triplet", "softmax")
+#: what the P x K sampler does with a pseudo-identity of one image: leave it out, or repeat it
+SINGLETON_RULES = ("drop", "replace")
 
 #: The method variants the kit runs side by side (method-notes.md, "Variants").
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -36,6 +51,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pul": {"selection": "similarity", "centers": "kmeans", "finetune_from": "source",
             "l2_normalize": False, "finetune_loss": "softmax"},
 }
+#: How the variants (and the unadapted source model) are called in tables and figures.
+VARIANT_NAMES = {"baseline": "baseline", "pul": "PUL-style", "sul": "SUL", "tcul": "TCUL"}
 #: What a variant sets in one profile only: public PUL's SGD lr 1e-3 goes with the paper
 #: profile (its ResNet-50, 20 epochs); the CPU profiles' short schedules keep their own lr.
 VARIANT_PROFILE_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
@@ -351,14 +368,14 @@ def variant_settings(variant: str, profile: str | None = None) -> dict[str, Any]
 
 
 _CHOICES = {
-    "device": ("auto", "cpu", "cuda"),
-    "arch": ("resnet50", "resnet18", "compact", "mobilenet_v2"),
-    "selection": ("temporal", "similarity", "none"),
-    "centers": ("update", "kmeans"),
-    "finetune_from": ("previous", "source"),
-    "finetune_loss": ("triplet", "softmax"),
-    "singletons": ("drop", "replace"),
-    "world_scale": ("smoke", "classroom", "market-like"),
+    "device": DEVICE_CHOICES,
+    "arch": ARCHS,
+    "selection": SELECTIONS,
+    "centers": CENTERS,
+    "finetune_from": FINETUNE_FROM,
+    "finetune_loss": FINETUNE_LOSSES,
+    "singletons": SINGLETON_RULES,
+    "world_scale": SCALES,
 }
 
 

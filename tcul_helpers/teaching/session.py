@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.records import camids_of, frames_of, pids_of
 from ..settings.config import Config, get_config
 
 HOME_ENV = "TCUL_HOME"
@@ -122,19 +123,17 @@ class LabSession:
     @property
     def truth(self) -> np.ndarray:
         """True identities of the target training images (for measuring only)."""
-        return np.array([r.pid for r in self.target.train], dtype=np.int64)
+        return pids_of(self.target.train)
 
     @property
     def camids(self) -> np.ndarray:
         """Camera of every target training image."""
-        return np.array([r.camid for r in self.target.train], dtype=np.int64)
+        return camids_of(self.target.train)
 
     @property
     def frames(self) -> np.ndarray | None:
         """Frame id of every target training image (``None`` without frame ids)."""
-        if not self.target.has_frames:
-            return None
-        return np.array([r.frame for r in self.target.train], dtype=np.int64)
+        return frames_of(self.target.train)
 
     # ---------------------------------------------------------------- models
     def source_model(self):
@@ -150,9 +149,8 @@ class LabSession:
     def features(self, model=None, records=None) -> np.ndarray:
         """Features of ``records`` (default: target train) under ``model`` (default: the
         source model), prepared as the algorithm does (L2-normalised for TCUL / SUL)."""
-        from ..experiment.runner import prepare_features
         from ..infra.device import resolve_device
-        from ..training.features import extract_features
+        from ..training.features import extract_features, prepare_features
 
         model = self.source_model() if model is None else model
         default = records is None
@@ -161,7 +159,7 @@ class LabSession:
         recs = self.target.train if default else list(records)
         z = extract_features(model, recs, self.cfg, resolve_device(self.cfg.device),
                              progress=self.progress)
-        z = prepare_features(z, self.cfg)
+        z = prepare_features(z, self.cfg.l2_normalize)
         if default:
             self._features[model] = z
         return z

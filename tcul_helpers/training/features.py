@@ -1,12 +1,11 @@
 """Feature extraction: the embeddings ``z_i = f(x_i)`` of a list of images.
 
 Step (a) of Algorithm 1 and the retrieval features of the evaluation. The rows follow the
-order of ``records``; the features are the raw embeddings (the first FC of the head),
-*not* L2-normalised: the method normalises them once, in
-:func:`tcul_helpers.experiment.runner.prepare_features` (the evaluation in
-:func:`tcul_helpers.measurement.evaluation.evaluate_model`). Under torchrun each rank extracts its
-contiguous share of ``records`` and every rank receives all rows
-(:mod:`tcul_helpers.infra.distributed`).
+order of ``records``; the features are the raw embeddings (the first FC of the head).
+:func:`prepare_features` is the one place where they are L2-normalised, right after an
+extraction, for the method (when ``cfg.l2_normalize``) and for the evaluation. Under
+torchrun each rank extracts its contiguous share of ``records`` and every rank receives
+all rows (:mod:`tcul_helpers.infra.distributed`).
 """
 
 from __future__ import annotations
@@ -26,6 +25,24 @@ from ..infra.progress import tqdm
 from ..settings.config import Config
 from .image_dataset import ImageCache, ImageDataset, resolve_cache
 from .transforms import build_transforms, normalize_batch
+
+
+class NonFiniteFeaturesError(TCULError):
+    """The model produced NaN or infinite features: training diverged."""
+
+
+def prepare_features(z: np.ndarray, l2_normalize: bool) -> np.ndarray:
+    """Extracted features ready for use: float32, finite (else
+    :class:`NonFiniteFeaturesError`), and with ``l2_normalize`` every row divided by its
+    norm (clamped at 1e-12)."""
+    z = np.asarray(z, dtype=np.float32)
+    if not np.isfinite(z).all():
+        raise NonFiniteFeaturesError(
+            "the model produced NaN or infinite features: training diverged; use the last "
+            "good checkpoint or a lower learning rate")
+    if l2_normalize:
+        z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    return z
 
 
 def _embedding_dim(model: nn.Module) -> int | None:

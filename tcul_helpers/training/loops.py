@@ -46,7 +46,7 @@ from ..infra.device import (
 from ..infra.errors import TCULError
 from ..infra.progress import tqdm
 from ..method.triplet_loss import baseline_loss, batch_hard_triplet_loss
-from ..settings.config import Config
+from ..settings.config import FINETUNE_LOSSES, Config
 from .image_dataset import ImageCache, ImageDataset, resolve_cache
 from .models import ReidNet, build_model, model_to_device
 from .sampler import PKSampler, apply_singleton_rule
@@ -102,9 +102,6 @@ class OverflowGuard:
 
 #: ``loss_fn(model_output, labels) -> (loss, {name: value})`` for one batch
 LossFn = Callable[[object, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
-
-#: the values of ``cfg.finetune_loss``
-FINETUNE_LOSSES = ("triplet", "softmax")
 
 #: dropout before PUL's fresh classifier, and the std of its N(0, std) weight init
 #: (``Dropout(0.5)`` and ``RandomNormal(stddev=0.001)`` in the public ``PUL/unsupervised.py``)

@@ -48,9 +48,9 @@ from torch import nn
 from ..infra.atomic_files import torch_save
 from ..infra.device import memory_format
 from ..infra.errors import TCULError
+from ..settings.config import ARCHS
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
-ARCHS = ("resnet50", "resnet18", "compact", "mobilenet_v2")
 CHECKPOINT_FORMAT = "tcul-checkpoint-v1"
 
 #: channel widths of the compact net's stages, and how many extra 3x3 convs each has

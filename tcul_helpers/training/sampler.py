@@ -33,8 +33,7 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from ..infra.errors import TCULError
-
-SINGLETON_RULES = ("drop", "replace")
+from ..settings.config import SINGLETON_RULES
 
 
 def _labels_array(labels: Sequence[int] | np.ndarray) -> np.ndarray:
