@@ -447,12 +447,15 @@ def test_a_damaged_source_record_retrains_instead_of_failing(world, tmp_path):
 
 
 def test_a_damaged_cache_of_the_demo_is_computed_again(tmp_path):
-    from tcul_helpers.experiment import sweeps
+    from tcul_helpers.infra.atomic_files import read_json_cache
 
     path = tmp_path / "point.json"
+    assert read_json_cache(path) is None  # missing
     for content in (b"\xff\xfe", b"[1]", b"{"):
         path.write_bytes(content)
-        assert sweeps._read_point(path) is None
+        assert read_json_cache(path) is None
+    path.write_text('{"key": 1}')
+    assert read_json_cache(path) == {"key": 1}
 
 
 # ------------------------------------------------------------------ output folders

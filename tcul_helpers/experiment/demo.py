@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import json
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..infra import distributed
-from ..infra.atomic_files import write_json
+from ..infra.atomic_files import read_json_cache, write_json
 from ..infra.device import resolve_device
 from ..infra.formatting import number
 from ..measurement.evaluation import evaluate_model
@@ -109,14 +108,13 @@ def _describe_world(name: str, summary: dict) -> str:
 
 def _cached_baseline(path: Path, key: dict) -> dict | None:
     """The baseline metrics cached in ``path`` under ``key``, else None."""
-    if path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("key") == key:
-                return {k: float(v) for k, v in data["metrics"].items()}
-        except (OSError, ValueError, KeyError, AttributeError, TypeError):
-            pass  # a pure cache: a damaged one is computed again
-    return None
+    data = read_json_cache(path) or {}
+    if data.get("key") != key:
+        return None
+    try:
+        return {k: float(v) for k, v in data["metrics"].items()}
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return None  # a pure cache: a damaged one is computed again
 
 
 def _baseline(cfg: Config, model, target, out: Path, device, progress: bool) -> tuple[dict, bool]:
@@ -141,12 +139,9 @@ def _realism(cfg: Config, source, target, out: Path) -> dict:
     path = out / "realism.json"
     key = {"source": source.content_key(), "target": target.content_key(),
            "lambda_fr": cfg.lambda_fr}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("key") == key and isinstance(data["stats"], dict):
-            return data["stats"]
-    except (OSError, ValueError, KeyError, AttributeError):
-        pass  # a pure cache: a damaged one is computed again
+    data = read_json_cache(path) or {}
+    if data.get("key") == key and isinstance(data.get("stats"), dict):
+        return data["stats"]
     stats = {name: realism_statistics(ds, lambda_fr=cfg.lambda_fr, seed=cfg.seed)
              for name, ds in (("source", source), ("target", target))}
     _write_json(path, {"key": key, "stats": stats})
@@ -168,11 +163,8 @@ def _starts(cfg: Config, out_dir: Path, runs: Path, results: dict) -> dict[str, 
             continue
         other = get_config(cfg.profile, seed=cfg.seed, start=start)
         path = default_out(other, runs) / "results.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict):
+        data = read_json_cache(path)
+        if data is None:
             continue
         if data.get("data_keys") == results["data_keys"] and data.get("start") == start:
             out[start] = {k: data.get(k) for k in _START_KEYS}

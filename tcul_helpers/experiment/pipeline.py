@@ -14,7 +14,6 @@ Folder layout (``runs`` is ignored by git)::
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..data.readers import load_dataset
 from ..data.records import ReidDataset
 from ..data.synthetic import make_world, world_request
 from ..infra import distributed
-from ..infra.atomic_files import write_json
+from ..infra.atomic_files import read_json_cache, write_json
 from ..infra.device import resolve_device
 from ..infra.folder_lock import folder_lock
 from ..settings.config import (
@@ -158,11 +157,7 @@ def _stored_source_model(out: Path, want: dict, cfg: Config, device: Any,
     ckpt, meta_path = out / "model.pt", out / "source.json"
     if not (ckpt.exists() and meta_path.exists()):
         return None
-    try:
-        have = json.loads(meta_path.read_text()).get("settings")
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
-        have = None
-    if have != want:
+    if (read_json_cache(meta_path) or {}).get("settings") != want:
         return None
     model, meta = load_checkpoint(ckpt, arch=cfg.arch, device=device)
     # the checkpoint's own record must agree too: source.json is written after model.pt,

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..data.records import ReidDataset
 from ..data.synthetic.presets import resolve_knobs
-from ..infra.atomic_files import write_json
+from ..infra.atomic_files import read_json_cache, write_json
 from ..infra.errors import TCULError
 from ..settings.config import INFINITE_FRAMES, Config, fingerprint, source_settings
 from ..training.models import ReidNet
@@ -102,14 +102,6 @@ def point_path(out_dir: str | Path, sweep: str, variant: str, value: Any) -> Pat
     return Path(out_dir) / sweep / f"{variant}-{value_name(value)}.json"
 
 
-def _read_point(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # a pure cache: a damaged point is computed again
-    return data if isinstance(data, dict) else None
-
-
 def _source(cfg: Config, source_dir: str | Path | None, device: Any, progress: bool,
             log: Callable[[str], object] | None) -> ReidNet:
     src = pipeline.ensure_world(cfg, "source", progress=progress)
@@ -164,7 +156,7 @@ def run_point(
     out_dir = Path(out_dir)
     path = point_path(out_dir, sweep, variant, value)
     key = point_key(cfg, sweep, value)
-    cached = _read_point(path) if path.exists() and not fresh else None
+    cached = read_json_cache(path) if path.exists() and not fresh else None
     if cached is not None and cached.get("key") == key:
         cached["cached"] = True
         return cached
@@ -246,7 +238,7 @@ def run_sweeps(
         for value in visit_order(spec["values"], spec["true_value"]):
             for variant in spec["variants"]:
                 path = point_path(out_dir, name, variant, value)
-                cached = _read_point(path) if path.exists() else None
+                cached = read_json_cache(path) if path.exists() else None
                 if cached is None or cached.get("key") != point_key(cfg, name, value):
                     if model is None:
                         model = _source(cfg, source_dir, device, progress, log)
@@ -305,7 +297,7 @@ def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, lis
         folder = out_dir / name
         if not folder.is_dir():
             continue
-        points = [p for p in (_read_point(f) for f in sorted(folder.glob("*.json")))
+        points = [p for p in (read_json_cache(f) for f in sorted(folder.glob("*.json")))
                   if wanted(name, p)]
         if points:
             found[name] = sorted(points, key=lambda p: (p.get("variant", ""), p["value"]))

@@ -134,6 +134,16 @@ def write_json(path: str | Path, data: Any, *, indent: int | None = 1, sort_keys
                                        default=default) + "\n")
 
 
+def read_json_cache(path: str | Path) -> dict | None:
+    """The JSON object in the cache file ``path``, or None when the file is missing,
+    unreadable, not UTF-8 JSON or not an object: a pure cache is then computed again."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     """``np.savez`` of ``arrays`` to ``path`` atomically (plain arrays only: it loads
     without pickle)."""
