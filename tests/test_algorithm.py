@@ -173,7 +173,7 @@ def test_a_run_of_an_older_kit_in_the_kits_own_folder_is_started_over(world, tmp
     """A PUL-style run written before the softmax fine-tuning (its config.json has no
     finetune_loss: the triplet loss) is refused by adapt, started over by run_adaptation for
     the kit's own folders, and not taken as done by the demo."""
-    from tcul_helpers.experiment.demo import _run_complete
+    from tcul_helpers.experiment.run_store import run_complete
 
     cfg, target, model = world
     cfg = cfg.replace(n_iter=1)
@@ -183,7 +183,7 @@ def test_a_run_of_an_older_kit_in_the_kits_own_folder_is_started_over(world, tmp
     saved = json.loads((run / "config.json").read_text())
     del saved["finetune_loss"]
     (run / "config.json").write_text(json.dumps(saved))
-    assert not run_settings_match(run, new) and not _run_complete(run, new, target)
+    assert not run_settings_match(run, new) and not run_complete(run, new, target)
     with pytest.raises(TCULError, match="other settings.*finetune_loss"):
         adapt(model, target, new, run, "cpu", progress=False)
     messages: list[str] = []
@@ -191,7 +191,7 @@ def test_a_run_of_an_older_kit_in_the_kits_own_folder_is_started_over(world, tmp
                             restart_on_other_data=True, log=messages.append)
     assert "computed with other settings" in messages[0]
     assert json.loads((run / "config.json").read_text())["finetune_loss"] == "softmax"
-    assert run_settings_match(run, new) and _run_complete(run, new, target)
+    assert run_settings_match(run, new) and run_complete(run, new, target)
     assert run_settings_match(tmp_path / "none", new)  # no run there yet
 
 

@@ -15,7 +15,6 @@ from tcul_helpers.training.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     build_transforms,
-    denormalize,
     normalize_batch,
 )
 
@@ -120,15 +119,6 @@ def test_bad_probability_rejected():
     bad = dataclasses.replace(get_config("smoke"), flip=1.5)  # a config built around it
     with pytest.raises(TCULError, match="flip"):
         build_transforms(bad, train=True)
-
-
-def test_denormalize_inverts_normalisation():
-    x = torch.rand(2, 3, 8, 4)
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    norm = (x - mean) / std
-    assert torch.allclose(denormalize(norm), x, atol=1e-6)
-    with pytest.raises(TCULError):
-        denormalize(torch.rand(4, 4))
 
 
 def test_dataset_labels_pseudo_labels_and_index(tmp_path):

@@ -80,13 +80,6 @@ def _clear(out: Path, source_dir: Path) -> None:
     (source_dir / "model.pt").unlink(missing_ok=True)
 
 
-def _run_complete(run_dir: Path, run_cfg: Config, target) -> bool:
-    """True when ``run_dir`` holds a finished run of ``run_cfg`` on ``target``
-    (:func:`tcul_helpers.experiment.run_store.run_complete`; a run of an older kit is not
-    reused)."""
-    return run_complete(run_dir, run_cfg, target)
-
-
 def _world_summary(ds) -> dict:
     out = ds.summary()
     manifest = ds.extra.get("manifest") or {}
@@ -144,7 +137,7 @@ def _realism(cfg: Config, source, target, out: Path) -> dict:
         return data["stats"]
     stats = {name: realism_statistics(ds, lambda_fr=cfg.lambda_fr, seed=cfg.seed)
              for name, ds in (("source", source), ("target", target))}
-    _write_json(path, {"key": key, "stats": stats})
+    write_json(path, {"key": key, "stats": stats}, default=str)
     return stats
 
 
@@ -241,10 +234,6 @@ def _sweep_figures(sweeps: dict, out: Path) -> dict[str, str]:
     return figs
 
 
-def _write_json(path: Path, data: dict) -> None:
-    write_json(path, data, default=str)
-
-
 def run_demo(
     cfg: Config,
     out_dir: str | Path = "runs/demo",
@@ -320,7 +309,7 @@ def run_demo(
     for variant in VARIANTS:
         run_cfg = pipeline.variant_config(cfg, variant)
         run_dir = run_dirs[variant] = pipeline.variant_dir(run_cfg, variant, runs_root)
-        done = (not fresh) and distributed.on_main(_run_complete, run_dir, run_cfg, target)
+        done = (not fresh) and distributed.on_main(run_complete, run_dir, run_cfg, target)
         stages.run(variant, lambda c=run_cfg, d=run_dir: pipeline.run_adaptation(
             c, model, target, d, device=dev, progress=progress, log=say, fresh=fresh,
             restart_on_other_data=True), done)
@@ -370,7 +359,7 @@ def run_demo(
         report = stages.run("report", lambda: write_report(results, out, figures))
         timings()
         results["report"] = str(report)
-        _write_json(out / "results.json", results)
+        write_json(out / "results.json", results, default=str)
         say(f"total {results['total_seconds']:.1f} s")
         say(f"Report: {report}")
         return results

@@ -91,15 +91,3 @@ def _mean_std_255(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         return (torch.tensor(values) * 255).view(1, 3, 1, 1).to(device)
 
     return per_channel(IMAGENET_MEAN), per_channel(IMAGENET_STD)
-
-
-def denormalize(images: torch.Tensor) -> torch.Tensor:
-    """Undo the ImageNet normalisation: a normalised ``(..., 3, H, W)`` tensor -> [0, 1] floats.
-
-    For showing network inputs (e.g. the triplets chosen by online hard mining).
-    """
-    if images.ndim < 3 or images.shape[-3] != 3:
-        raise TCULError(f"expected a (..., 3, H, W) image tensor, got shape {tuple(images.shape)}")
-    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(3, 1, 1)
-    return (images * std + mean).clamp(0.0, 1.0)

@@ -136,10 +136,6 @@ _PRESET_KNOBS: dict[str, dict[str, Any]] = {
                    crowd_density=0.625),
 }
 
-_PAIRS = ("sequences_per_camera", "dwell_frames", "transit_frames", "reappear_gap",
-          "outfit_group_size")
-
-
 def _coerce(name: str, value: Any, default: Any) -> Any:
     """Check one override against the type of its default."""
     if isinstance(default, tuple):
