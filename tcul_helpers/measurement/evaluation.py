@@ -29,8 +29,7 @@ same numbers (to 1e-12 in practice):
   (3,368 x 15,913) evaluated every iteration. A gallery entry farther than the query's
   farthest true match changes no rank, so each row sorts only the distances no farther
   than that, and a true match's rank is the count of those below it (plus the tied ones of
-  lower gallery index). At that scale it is 25-35x faster than the loop on 2 cores for a
-  good or a weak model, ~10x with random distances (``benchmarks/bench_evaluation.py``).
+  lower gallery index); ``benchmarks/bench_evaluation.py`` times it against the loop.
 
 :func:`evaluate_features` works from features, computing distances for a chunk of queries at
 a time, so the full query x gallery matrix is never held (MSMT17 scale fits in a few GiB).

@@ -37,7 +37,7 @@ HIST_BINS = 8  # per channel: 8 x 8 x 8 = 512 bins
 REAL_ANCHOR = {"dataset": "Market-1501 (colour names BoW, 750 test ids)", "rank1": 34.4,
                "mAP": 14.1}
 
-#: the classroom target world's goals (issue 10): far above chance, far from solved
+#: the classroom target world's goals: far above chance, far from solved
 GOALS = {"rank1_min": 10.0, "mAP_min": 5.0, "mAP_max": 35.0}
 
 

@@ -177,7 +177,7 @@ class Config:
 
     # --- machinery ---------------------------------------------------------------------
     eval_batch_size: int = setting(256, decides="no", valid=Range(1, None))
-    # 8: measured on one H200 (16 cores), 4 workers starve ResNet-50 at 256x128 (issue 13)
+    # processes that decode images for the network (0: decode in the main process)
     num_workers: int = setting(8, decides="no", valid=Range(0, None))
     amp: bool = setting(True)  # mixed precision on CUDA only
 
@@ -247,9 +247,8 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         width=32,
         embedding_dim=128,
         imagenet_init=False,
-        # calibrated on the classroom worlds (closing note of issue 4): 30 source epochs
-        # give a baseline that is clearly imperfect on the target (14-26 mAP); 6 iterations x
-        # 10 epochs is where TCUL's gains level off, within the demo's time budget
+        # set on the classroom worlds: f_theta0 clearly imperfect on the target, and as many
+        # iterations as TCUL's gains go on growing
         source_epochs=30,
         source_lr=3e-3,
         n_iter=6,
@@ -317,23 +316,18 @@ def get_config(profile: str | None = None, **overrides: Any) -> Config:
     return apply_overrides(cfg, overrides)
 
 
-#: The two starts of f_theta0 the kit compares (issue 10): from scratch, or from ImageNet
+#: The two starts of f_theta0 the kit compares: from scratch, or from ImageNet
 #: weights (the paper's start). Per profile, the settings each start sets: the CPU profiles'
 #: ImageNet start is torchvision's MobileNetV2 (shipped offline), the paper's ResNet-50.
 STARTS = ("scratch", "imagenet")
-#: The paper's fine-tuning lr (SGD, Sec. 4.2), set for a network started from ImageNet. The
-#: CPU profiles' ImageNet start keeps it: their own 1e-2 was calibrated for the compact net
-#: from scratch (issue 4), and with it the MobileNetV2 start's pseudo-labels collapsed
-#: (closing note of issue 10: TCUL's reliable samples 2024 -> 101 over six iterations).
+#: The paper's fine-tuning lr (SGD, Sec. 4.2), set for a network started from ImageNet; the
+#: CPU profiles' ImageNet start keeps it (their 1e-2 suits the compact net from scratch and
+#: is too large for a pretrained trunk).
 PAPER_TARGET_LR = Config.target_lr
-#: The CPU profiles' ImageNet start trains f_theta0 with Adam lr 1e-3, chosen on a health
-#: check of the source stage alone (how well the network fits its own labelled source set),
-#: never on the paper's claims. The classroom's 30 epochs of 13 P x K batches are ~390 steps,
-#: 40x fewer than the paper's 150 epochs on Market-1501, so the paper's 1e-4 left the
-#: classifier near chance (training accuracy 12-16% after 30 epochs, cross-entropy still
-#: 5.2 of ln 200 = 5.3), and the compact net's 3e-3 broke the ImageNet trunk on two of three
-#: seeds (<= 1%). Measured on seeds 0 / 1 (closing note of issue 10): 3e-4 gives 37.5% /
-#: 49.6%, 1e-3 gives 47.5% / 56.6% (seed 2: 43.5%; the compact net from scratch: 54-64%).
+#: The CPU profiles' ImageNet start trains f_theta0 with Adam lr 1e-3, chosen on how well
+#: the network fits its own labelled source set (never on the paper's claims): in their
+#: short schedules the paper's 1e-4 leaves the classifier near chance, and the compact
+#: net's 3e-3 breaks the pretrained trunk.
 IMAGENET_CPU_SOURCE_LR = 1e-3
 _START_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"scratch": dict(arch="resnet50", imagenet_init=False),

@@ -162,9 +162,8 @@ class _AllEpochs:
 
     One loader iterator then serves the whole training: its workers go on decoding across
     the epoch boundaries. A new iterator every epoch leaves the GPU idle at the start of
-    each epoch while one worker decodes the first P x K images, which is a large share of a
-    short epoch (the paper's Market-1501 epoch is 47 batches of 16 x 8). The batches and
-    their order are the same."""
+    each epoch while one worker decodes the first P x K images, a large share of a short
+    epoch. The batches and their order are the same."""
 
     def __init__(self, sampler: Any, epochs: int) -> None:
         self.sampler, self.epochs = sampler, int(epochs)

@@ -122,16 +122,10 @@ _SCALE_KNOBS: dict[str, dict[str, Any]] = {
 
 _PRESET_KNOBS: dict[str, dict[str, Any]] = {
     "source": dict(palette="source", camera_style="source"),
-    # Calibrated (issue 4) on the classroom worlds, seeds 0-2, tuning the world, never the
-    # method. camera_variation: at 1.0 the outdoor cameras are so far from the indoor source
-    # that the source baseline is near chance on the target (about 4 mAP); at 0.15 it is
-    # clearly imperfect (14-26 mAP; the paper's baselines are 12-29) while every target camera
-    # keeps its own light, colour cast, blur, noise and resolution. crowd_density: at 2.5
-    # people in view per camera, Eq. 3's window let in enough other people that TCUL's gain
-    # over the baseline ranged +6..+19 mAP over three seeds; at 0.625, 96-98% of the
-    # same-camera pairs TCUL keeps under one pseudo-label are one person (the paper's premise)
-    # and the gain is +15..+35. The crowd-density sweep (`make sweeps`) shows where the
-    # premise breaks.
+    # Set on the classroom worlds, tuning the world, never the method: with this camera
+    # variation the source baseline is clearly imperfect on the target while every target
+    # camera keeps its own look, and at this crowd density Eq. 3's window mostly holds one
+    # person (the paper's premise); the crowd-density sweep shows where the premise breaks.
     "target": dict(palette="target", camera_style="target", camera_variation=0.15,
                    crowd_density=0.625),
 }

@@ -639,7 +639,7 @@ def _light(img: Image.Image, cam: CameraSpec, plan: ImagePlan, x_f: float,
     # the images stay bit-identical to those of the straightforward formula
     #     ((((pixels / 255) ** gamma * gains * rows) - 0.5) * contrast + 0.5) * 255 + noise.
     # gamma: (v / 255) ** gamma depends on the byte v alone, so look it up in a 256-entry
-    # table instead of raising all 3 * width * height pixels to a power (~5x faster)
+    # table instead of raising all 3 * width * height pixels to a power
     a = _gamma_table(cam.gamma).take(np.asarray(img))  # float32, shape (ih, iw, 3)
     light = cam.brightness * (1.0 + cam.drift * math.sin(2 * math.pi * plan.t / cam.drift_period
                                                          + cam.drift_phase))
@@ -647,7 +647,7 @@ def _light(img: Image.Image, cam: CameraSpec, plan: ImagePlan, x_f: float,
     gains = np.asarray(cam.gains, dtype=np.float32) * light  # colour cast and light
     # per channel: multiply the pixels seen as (rows, width * 3), i.e. R G B R G B ... along a
     # row, by the gains repeated as often: the same products as broadcasting over the last axis,
-    # but numpy's inner loop then runs along whole rows, not over 3 channels at a time (~4x faster)
+    # but numpy's inner loop then runs along whole rows, not over 3 channels at a time
     a_rows = a.reshape(ih, iw * 3)  # a view (``a`` is contiguous): changing it changes ``a``
     a_rows *= np.tile(gains, iw)
     a *= _row_light(cam.vertical_light, ih)[:, None, None]  # brighter or darker towards the feet
