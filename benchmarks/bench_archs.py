@@ -1,7 +1,7 @@
 """CPU speed of the compact CNN against the MobileNetV2 ImageNet start, side by side.
 
 For each network and input size: training images/s (forward + CE + batch-hard triplet +
-backward + SGD step, batch 64 = 16 identities x 4 images, the classroom P x K) and
+backward + SGD step, batch 64 = 16 identities x 4 images, the classroom P x M) and
 extraction images/s (eval mode, no grad, batch 256) on random tensors in memory, with
 ``torch.set_num_threads(2)`` (a classroom laptop). Networks: ``compact`` and
 ``mobilenet_v2`` (ImageNet weights from the installed package) at the classroom input
@@ -32,7 +32,7 @@ from tcul_helpers.training.models import (
     mobilenet_v2_weights_file,
 )
 
-P, K = 16, 4  # batch 64
+P, M = 16, 4  # batch 64
 EVAL_BATCH = 256
 NUM_CLASSES = 200  # the classroom source world's training identities
 EMBEDDING_DIM = 128  # the classroom profile's
@@ -49,8 +49,8 @@ class Case:
         self.arch, self.size = arch, size
         self.model = build_model(arch, NUM_CLASSES, EMBEDDING_DIM, imagenet_init=imagenet)
         self.params = sum(p.numel() for p in self.model.parameters()) / 1e6
-        self.x_train = torch.randn(P * K, 3, *size)
-        self.y = torch.randperm(NUM_CLASSES)[:P].repeat_interleave(K)
+        self.x_train = torch.randn(P * M, 3, *size)
+        self.y = torch.randperm(NUM_CLASSES)[:P].repeat_interleave(M)
         self.x_eval = torch.randn(EVAL_BATCH, 3, *size)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-2, momentum=0.9,
                                    weight_decay=5e-4)
@@ -61,7 +61,7 @@ class Case:
         return f"{self.arch} {self.size[0]}x{self.size[1]}"
 
     def train_step(self) -> None:
-        """Forward + CE + batch-hard triplet + backward + SGD step on P x K images."""
+        """Forward + CE + batch-hard triplet + backward + SGD step on P x M images."""
         self.model.train()
         emb, logits = self.model(self.x_train)
         loss = baseline_loss(emb, logits, self.y, 0.5)[0]
@@ -84,7 +84,7 @@ class Case:
 
     def rate(self, kind: str, q: float = 0.5) -> float:
         """Images/s of the ``q``-quantile step time of ``kind`` (0.5: the median step)."""
-        batch = P * K if kind == "train" else EVAL_BATCH
+        batch = P * M if kind == "train" else EVAL_BATCH
         return batch / float(np.quantile(self.times[kind], q))
 
 
@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
-    print(f"== CPU, {torch.get_num_threads()} threads; train: batch {P}x{K}={P * K}, SGD; "
+    print(f"== CPU, {torch.get_num_threads()} threads; train: batch {P}x{M}={P * M}, SGD; "
           f"extract: batch {EVAL_BATCH}, eval, no grad; embedding {EMBEDDING_DIM}")
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
           "(above about 0.5, other processes share the CPU and slow every figure)")

@@ -4,7 +4,7 @@ Usage: ``python benchmarks/bench_gpu.py`` (``make gpu-check``). Runs in a few mi
 modern GPU and prints one table, a row as soon as it is measured (a section that fails
 prints its one-line error in its row and the others still run):
 
-* ResNet-50 at 256x128, float16 AMP + channels-last, P x K = 16 x 8: training images/s
+* ResNet-50 at 256x128, float16 AMP + channels-last, P x M = 16 x 8: training images/s
   through :func:`tcul_helpers.training.loops.train_source` on a synthetic JPEG world (decoding,
   augmentation and the loader workers included), **beside the same network on synthetic
   in-memory tensors** (the ceiling of the GPU) and their ratio (goal >= 0.7);

@@ -1,7 +1,7 @@
 """Several ranks on one run (``tcul_helpers.infra.distributed``), on the CPU with the gloo backend.
 
 * The helpers: without torchrun each is the identity; with 2 gloo processes the batch
-  gradient that DDP averages equals one process's gradient of the whole P x K batch, the
+  gradient that DDP averages equals one process's gradient of the whole P x M batch, the
   sharded rows come back whole and in order, and an error raised on rank 0 stops every rank.
 * The command line under ``torchrun --nproc_per_node 2`` (smoke profile): ``adapt`` runs,
   writes one consistent run folder, resumes, and its iteration-1 pseudo-labels equal a

@@ -35,7 +35,7 @@ CASES = [
     (ex.check_update_centers, "update_centers", "my_update_centers"),
     (ex.check_pairwise_precision, "pairwise_precision", "my_pairwise_precision"),
     (ex.check_select_similarity, "select_similarity", "my_select_similarity"),
-    (ex.check_pk_batch, "pk_batch", "my_pk_batch"),
+    (ex.check_pm_batch, "pm_batch", "my_pm_batch"),
     (ex.check_market_frame, "market_frame", "my_market_frame"),
     (ex.check_tcul_iteration, "tcul_iteration", "my_tcul_iteration"),
 ]
@@ -58,17 +58,17 @@ def test_package_reference_passes(checker, module, func):
     from tcul_helpers.method import triplet_loss as losses
     from tcul_helpers.teaching.exercises.frames import linear_frame
     from tcul_helpers.teaching.exercises.iteration import tcul_iteration
-    from tcul_helpers.training.sampler import PKSampler
+    from tcul_helpers.training.sampler import IdentitySampler
 
-    def kit_pk_batch(labels, P, K, rng):
-        return PKSampler(labels, P, K, seed=int(rng.integers(2**31))).batches()[0]
+    def kit_pm_batch(labels, P, M, rng):
+        return IdentitySampler(labels, P, M, seed=int(rng.integers(2**31))).batches()[0]
 
     ref = {"assign": assignment.assign_clusters, "select_temporal": selection.select_temporal,
            "triplet_loss": losses.batch_hard_triplet_loss,
            "update_centers": center_update.update_centers,
            "pairwise_precision": metrics.pairwise_precision,
            "select_similarity": selection.select_by_similarity,
-           "pk_batch": kit_pk_batch, "market_frame": linear_frame,
+           "pm_batch": kit_pm_batch, "market_frame": linear_frame,
            "tcul_iteration": tcul_iteration}[module]
     res = checker(ref)
     assert res.passed, res.message
@@ -87,7 +87,7 @@ def test_every_listed_mistake_is_recognised_by_name(name, mistake):
 
 
 def test_every_checker_but_pk_lists_its_mistakes():
-    assert set(ex.MISTAKES) == set(ex.CHECKERS) - {"pk_batch"}
+    assert set(ex.MISTAKES) == set(ex.CHECKERS) - {"pm_batch"}
     assert all(len(ms) >= 3 for ms in ex.MISTAKES.values())
 
 
@@ -233,8 +233,8 @@ def test_similarity_strict_threshold_case_is_exact():
     assert kept.tolist() == [False, True, False]  # cos 0.6 at threshold 0.6 is not kept
 
 
-def _pk(mode):
-    def batch(labels, P, K, rng):
+def _pm(mode):
+    def batch(labels, P, M, rng):
         labels = np.asarray(labels)
         ids = np.unique(labels)
         chosen = ids[:P] if mode == "first labels" else rng.choice(ids, P, replace=False)
@@ -242,16 +242,16 @@ def _pk(mode):
         for lab in chosen:
             pool = np.flatnonzero(labels == lab)
             if mode == "with replacement":
-                out.extend(rng.choice(pool, K, replace=True))
+                out.extend(rng.choice(pool, M, replace=True))
             elif mode == "first images":
-                out.extend(np.resize(pool, K))
+                out.extend(np.resize(pool, M))
             elif mode == "too few":
-                out.extend(rng.choice(pool, min(K, len(pool)), replace=False))
-            else:  # a right draw of K images
-                out.extend(rng.choice(pool, K, replace=len(pool) < K) if len(pool) < K
-                           else rng.choice(pool, K, replace=False))
-                if len(pool) < K:
-                    out[-K:] = list(pool) + list(rng.choice(pool, K - len(pool)))
+                out.extend(rng.choice(pool, min(M, len(pool)), replace=False))
+            else:  # a right draw of M images
+                out.extend(rng.choice(pool, M, replace=len(pool) < M) if len(pool) < M
+                           else rng.choice(pool, M, replace=False))
+                if len(pool) < M:
+                    out[-M:] = list(pool) + list(rng.choice(pool, M - len(pool)))
         return np.array(out)
     return batch
 
@@ -263,7 +263,7 @@ def _pk(mode):
     ("too few", "repeat some of its images"),
 ])
 def test_pk_checker_names_the_wrong_sampler(mode, message):
-    res = ex.check_pk_batch(_pk(mode))
+    res = ex.check_pm_batch(_pm(mode))
     assert not res.passed and message in res.message, res.message
 
 

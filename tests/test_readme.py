@@ -44,6 +44,7 @@ def test_profile_table_matches_config(profile: str) -> None:
     epochs = "epoch" if cfg.source_epochs == 1 else "epochs"
     assert t["source baseline"] == f"{cfg.source_epochs} {epochs}, Adam {_num(cfg.source_lr)}"
     assert t["batches (identities x images)"] == f"{cfg.batch_ids} x {cfg.batch_instances}"
+    assert f"`epoch={cfg.epoch}`" in t["an epoch covers"]
     assert t["iterations of Algorithm 1"] == str(cfg.n_iter)
     assert t["clusters K"] == str(cfg.n_clusters)
     epochs = "epoch" if cfg.target_epochs == 1 else "epochs"

@@ -89,7 +89,7 @@ def test_finetune_one_epoch_drops_classifier(records):
     assert stats["batches"] == 1 and stats["images"] == 6
     assert stats["num_images"] == len(records) and stats["num_ids"] == 3
     assert stats["dropped_singletons"] == 0 and stats["images_per_s"] > 0
-    assert (stats["P"], stats["K"]) == (3, 2)
+    assert (stats["P"], stats["M"]) == (3, 2)
 
 
 def test_finetune_is_deterministic_and_changes_the_weights(records):

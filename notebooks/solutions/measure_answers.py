@@ -21,7 +21,7 @@ from tcul_helpers.method.kmeans import kmeans_init
 from tcul_helpers.method.triplet_loss import batch_hard_triplet_loss
 from tcul_helpers.measurement.metrics import cluster_purity, clustering_scores, pairwise_precision
 from tcul_helpers.training.models import build_model
-from tcul_helpers.training.sampler import PKSampler, apply_singleton_rule
+from tcul_helpers.training.sampler import IdentitySampler, apply_singleton_rule
 from tcul_helpers.method.selection import select_by_similarity, select_temporal
 from tcul_helpers.teaching.session import LabSession
 
@@ -66,7 +66,7 @@ def main() -> None:
     kept = select_temporal(z, labels, centers, lab.camids, lab.frames, lab.cfg.lambda_fr)
     idx = np.flatnonzero(kept)
     idx = idx[apply_singleton_rule(labels[idx], lab.cfg.singletons)]
-    sampler = PKSampler(labels[idx], P=lab.cfg.batch_ids, K=lab.cfg.batch_instances, seed=0)
+    sampler = IdentitySampler(labels[idx], P=lab.cfg.batch_ids, M=lab.cfg.batch_instances, seed=0)
     batch = idx[next(iter(sampler))]
     out["05 q2: active anchors by margin"] = {}
     for margin in (lab.cfg.margin, 2.0):

@@ -5,10 +5,10 @@
 CPU). What each rank then does:
 
 * **training** (source and fine-tuning, :mod:`tcul_helpers.training.loops`): every rank draws the
-  same P x K batch (same sampler, same seed) and decodes and forwards its own contiguous
+  same P x M batch (same sampler, same seed) and decodes and forwards its own contiguous
   1/N of it (:class:`ShardedBatches`); the embeddings, logits and labels of the whole batch
   are gathered (:func:`gather_batch`: the rank's own slice keeps its gradient), so the
-  batch-hard mining of Eq. 4-5 sees all P x K images as one process would; each rank
+  batch-hard mining of Eq. 4-5 sees all P x M images as one process would; each rank
   back-propagates the loss times N and :class:`~torch.nn.parallel.DistributedDataParallel`
   averages the gradients, which gives the gradient of the whole batch's loss. BatchNorm is
   synchronised across GPUs (``SyncBatchNorm``); on a CPU (gloo) each rank normalises its

@@ -39,8 +39,11 @@ CENTERS = ("update", "kmeans")
 FINETUNE_FROM = ("previous", "source")
 #: the fine-tuning loss: Eq. 4-5, or PUL's cross-entropy through a fresh classifier
 FINETUNE_LOSSES = ("triplet", "softmax")
-#: what the P x K sampler does with a pseudo-identity of one image: leave it out, or repeat it
+#: what the P x M sampler does with a pseudo-identity of one image: leave it out, or repeat it
 SINGLETON_RULES = ("drop", "replace")
+#: what one epoch of P x M batches covers: every identity once with M of its images, or
+#: about one pass over the images (each identity in about n_images / M groups of M)
+EPOCHS = ("identities", "images")
 
 #: The method variants the kit runs side by side (method-notes.md, "Variants").
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -144,9 +147,11 @@ class Config:
     source_margin: float = setting(0.5, source=True, valid=Range(0, None))
     num_instances_source: int = setting(8, source=True, valid=Range(2, None))
 
-    # --- batches: P identities x K images (16 x 8 in the paper) ------------------------
+    # --- batches: P identities x M images (16 x 8 in the paper; M is not Eq. 2's K) ----
     batch_ids: int = setting(16, source=True, valid=Range(2, None))
     batch_instances: int = setting(8, valid=Range(2, None))
+    # what an epoch covers: images (about one pass, as the re-id toolboxes) | identities
+    epoch: str = setting("images", source=True)
 
     # --- Algorithm 1 -------------------------------------------------------------------
     n_iter: int = setting(10, valid=Range(0, None))
@@ -219,7 +224,8 @@ class Config:
                             "start the run over (--fresh)") from None
         names = {f.name for f in dataclasses.fields(cls)}
         if isinstance(data, dict):  # settings the kit no longer has (they decided nothing)
-            data = {k: v for k, v in data.items() if k not in RETIRED}
+            # and the ones it added since, at the value the older kit ran with
+            data = {**_ADDED_LATER, **{k: v for k, v in data.items() if k not in RETIRED}}
         if not isinstance(data, dict) or not set(data) <= names:
             raise TCULError(f"{path} is not a kit configuration: delete it, or start the run "
                             "over (--fresh)")
@@ -261,6 +267,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         num_instances_source=4,
         kmeans_iters=30,
         num_workers=0,
+        epoch="identities",
     ),
     "smoke": dict(
         _SYNTHETIC,
@@ -283,6 +290,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         kmeans_iters=10,
         eval_batch_size=64,
         num_workers=0,
+        epoch="identities",
     ),
 }
 
@@ -369,6 +377,7 @@ _CHOICES = {
     "finetune_from": FINETUNE_FROM,
     "finetune_loss": FINETUNE_LOSSES,
     "singletons": SINGLETON_RULES,
+    "epoch": EPOCHS,
     "world_scale": SCALES,
 }
 
@@ -456,7 +465,7 @@ def parse_set(items: list[str]) -> dict[str, str]:
 
 #: settings added to Config after points were cached, with the value every older point was
 #: computed with: at that value they leave the fingerprint as it was (no needless re-runs)
-_ADDED_LATER = {"finetune_loss": "triplet"}
+_ADDED_LATER = {"finetune_loss": "triplet", "epoch": "identities"}
 
 
 def _declared(name: str) -> dict:
@@ -483,4 +492,5 @@ def source_settings(cfg: Config) -> dict:
     """The settings that decide f_theta0 (declared with ``source=True``), data roots made
     absolute: a source model is reused only when all of them agree."""
     d = cfg.identity()
-    return {k: d[k] for k, is_source in _declared("source").items() if is_source}
+    return {k: d[k] for k, is_source in _declared("source").items()
+            if is_source and not (k in _ADDED_LATER and d[k] == _ADDED_LATER[k])}

@@ -3,7 +3,7 @@
 Algorithm 1's step (d) fine-tunes ``f_theta`` with the batch-hard triplet loss (Eq. 4-5) on
 the reliable images and their pseudo-labels. :func:`probe_finetune` runs a short version of
 it, ``steps`` SGD steps with the settings of :func:`tcul_helpers.training.loops.finetune` (the
-classifier dropped, flip + random erasing, P x K batches over pseudo-labels, SGD with
+classifier dropped, flip + random erasing, P x M batches over pseudo-labels, SGD with
 ``cfg.target_lr``, ``cfg.momentum``, ``cfg.weight_decay``), on a *copy* of the model, and
 records for every batch what online hard mining chose, held against the true identities
 that the method never sees:
@@ -13,7 +13,7 @@ that the method never sees:
 * ``wrong_negative``: the fraction whose hardest negative ``n*`` (other pseudo-label,
   closest) is **the same person**: the loss pushes one person apart.
 
-:func:`mined_distances` embeds fixed P x K batches without augmentation and returns
+:func:`mined_distances` embeds fixed P x M batches without augmentation and returns
 ``d(a, p*)`` and ``d(a, n*)`` per anchor, to compare a model before and after the steps.
 """
 
@@ -36,7 +36,7 @@ from ..settings.config import Config
 from ..training.features import extract_features
 from ..training.image_dataset import ImageDataset
 from ..training.models import ReidNet, model_to_device
-from ..training.sampler import PKSampler, apply_singleton_rule
+from ..training.sampler import IdentitySampler, apply_singleton_rule
 from ..training.transforms import build_transforms
 
 
@@ -106,7 +106,8 @@ def probe_finetune(
     net = model_to_device(copy.deepcopy(model).drop_classifier(), device)
     dataset = ImageDataset([records[i] for i in keep], build_transforms(cfg, train=True),
                            labels=labels, cache=True, image_size=(cfg.height, cfg.width))
-    sampler = PKSampler(labels, cfg.batch_ids, cfg.batch_instances, seed=seed)
+    sampler = IdentitySampler(labels, cfg.batch_ids, cfg.batch_instances, seed=seed,
+                              epoch=cfg.epoch)
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.target_lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     out = ProbeResult(net, num_images=len(keep), num_ids=int(sampler.num_ids))
@@ -154,13 +155,13 @@ def mined_distances(
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """``d(a, p*)`` and ``d(a, n*)`` (Euclidean, on the embedding the loss sees) for every
-    valid anchor of the first ``n_batches`` P x K batches over ``pseudo_labels`` (drawn with
+    valid anchor of the first ``n_batches`` P x M batches over ``pseudo_labels`` (drawn with
     ``seed``, no augmentation). Returns ``{"d_ap", "d_an", "index"}``; ``index`` is the
     anchor's position in ``records``. With ``true_ids`` also ``"positive_is_same"``: whether
     the anchor's hardest positive is the same person."""
     records = list(records)
     keep, labels = _usable(records, np.asarray(pseudo_labels), cfg)
-    batches = PKSampler(labels, cfg.batch_ids, cfg.batch_instances, seed=seed).batches()
+    batches = IdentitySampler(labels, cfg.batch_ids, cfg.batch_instances, seed=seed).batches()
     batches = batches[:n_batches]
     used = sorted({i for b in batches for i in b})
     z = extract_features(model, [records[keep[i]] for i in used], cfg, resolve_device(cfg.device),

@@ -2,9 +2,9 @@
 
 * :func:`train_source` - step 1 of Algorithm 1: cross-entropy + batch-hard triplet loss
   (margin ``cfg.source_margin``) on the labelled source set, Adam (``cfg.source_lr``),
-  P x K batches (``cfg.batch_ids`` x ``cfg.num_instances_source``), ``cfg.source_epochs``.
+  P x M batches (``cfg.batch_ids`` x ``cfg.num_instances_source``), ``cfg.source_epochs``.
 * :func:`finetune` - step (d) on the selected images with their pseudo-labels, SGD
-  (``cfg.target_lr``, ``cfg.momentum``, ``cfg.weight_decay``), random erasing + flip, P x K
+  (``cfg.target_lr``, ``cfg.momentum``, ``cfg.weight_decay``), random erasing + flip, P x M
   batches over pseudo-labels (``cfg.batch_ids`` x ``cfg.batch_instances``),
   ``cfg.target_epochs``. The loss is ``cfg.finetune_loss``: ``triplet`` (TCUL, SUL) is the
   batch-hard triplet loss only (Eq. 4-5, margin ``cfg.margin``) on the embedding;
@@ -49,7 +49,7 @@ from ..method.triplet_loss import baseline_loss, batch_hard_triplet_loss
 from ..settings.config import FINETUNE_LOSSES, Config
 from .image_dataset import ImageCache, ImageDataset, resolve_cache
 from .models import ReidNet, build_model, model_to_device
-from .sampler import PKSampler, apply_singleton_rule
+from .sampler import IdentitySampler, apply_singleton_rule
 from .transforms import build_transforms, normalize_batch
 
 
@@ -58,7 +58,7 @@ class NonFiniteLossError(TCULError):
 
 
 class TooFewSamplesError(TCULError):
-    """Fewer usable images or labels than one P x K batch needs."""
+    """Fewer usable images or labels than one P x M batch needs."""
 
 
 #: Under float16 AMP an overflow is routine: that many non-finite losses in a row are skipped
@@ -148,11 +148,11 @@ class _WithHead(nn.Module):
         return emb, self.head(emb)
 
 
-def _check_enough(n_images: int, n_ids: int, P: int, K: int, what: str) -> None:
-    if n_ids < 2 or n_images < P * K:
+def _check_enough(n_images: int, n_ids: int, P: int, M: int, what: str) -> None:
+    if n_ids < 2 or n_images < P * M:
         raise TooFewSamplesError(
             f"{what}: {n_images} images in {n_ids} identities, but one batch needs at least "
-            f"2 identities and {P}x{K}={P * K} images: skip this step or lower "
+            f"2 identities and {P}x{M}={P * M} images: skip this step or lower "
             "batch_ids/batch_instances"
         )
 
@@ -162,7 +162,7 @@ class _AllEpochs:
 
     One loader iterator then serves the whole training: its workers go on decoding across
     the epoch boundaries. A new iterator every epoch leaves the GPU idle at the start of
-    each epoch while one worker decodes the first P x K images, a large share of a short
+    each epoch while one worker decodes the first P x M images, a large share of a short
     epoch. The batches and their order are the same."""
 
     def __init__(self, sampler: Any, epochs: int) -> None:
@@ -177,7 +177,7 @@ class _AllEpochs:
             yield from self.sampler
 
 
-def _make_loader(dataset: ImageDataset, sampler: PKSampler, cfg: Config, device: torch.device,
+def _make_loader(dataset: ImageDataset, sampler: IdentitySampler, cfg: Config, device: torch.device,
                  seed: int, epochs: int) -> DataLoader:
     """The loader of ``epochs`` epochs of ``sampler``'s batches (this rank's share of each)."""
     workers = max(0, int(cfg.num_workers))
@@ -193,7 +193,7 @@ def _make_loader(dataset: ImageDataset, sampler: PKSampler, cfg: Config, device:
 def _run_epochs(
     model: nn.Module,
     loader: DataLoader,
-    sampler: PKSampler,
+    sampler: IdentitySampler,
     optimizer: torch.optim.Optimizer,
     loss_fn: LossFn,
     cfg: Config,
@@ -203,7 +203,7 @@ def _run_epochs(
     progress: bool,
     log: Callable[[dict], object] | None,
 ) -> dict[str, list]:
-    """Shared loop: ``epochs`` passes over the PK batches; returns per-epoch lists.
+    """Shared loop: ``epochs`` passes over the P x M batches; returns per-epoch lists.
 
     Under torchrun (:mod:`tcul_helpers.infra.distributed`) the model runs in DDP, the loader
     gives this rank its share of each batch, and the loss is that of the whole gathered
@@ -232,7 +232,7 @@ def _run_epochs(
                 labels = labels.to(device, non_blocking=cuda)
                 with autocast(device, amp):
                     out = net(images)
-                out, labels = distributed.gather_batch((out, labels))  # the whole P x K
+                out, labels = distributed.gather_batch((out, labels))  # the whole P x M
                 loss, parts = loss_fn(out, labels)
                 value = distributed.agree(float(loss.detach()))  # every rank skips, or none
                 optimizer.zero_grad(set_to_none=True)
@@ -280,7 +280,7 @@ def train_source(
     """Train the baseline f_theta0 on labelled source ``records`` (step 1 of Algorithm 1).
 
     Loss: cross-entropy on the logits + batch-hard triplet loss (Eq. 4-5, margin
-    ``cfg.source_margin``) on the embedding; Adam with ``cfg.source_lr``; P x K batches of
+    ``cfg.source_margin``) on the embedding; Adam with ``cfg.source_lr``; P x M batches of
     ``cfg.batch_ids`` identities x ``cfg.num_instances_source`` images; training transforms
     (flip, random erasing); ``cfg.source_epochs`` epochs. Identities are relabelled to
     0..C-1 in sorted pid order. ``log`` (optional) is called with a dict after every epoch.
@@ -296,14 +296,14 @@ def train_source(
     records = list(records)
     pids = np.array([r.pid for r in records], dtype=np.int64)
     classes, labels = np.unique(pids, return_inverse=True)
-    P, K = cfg.batch_ids, cfg.num_instances_source
-    _check_enough(len(records), len(classes), P, K, "source training")
+    P, M = cfg.batch_ids, cfg.num_instances_source
+    _check_enough(len(records), len(classes), P, M, "source training")
     seed_everything(seed)
     cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width, cfg.num_workers)
     dataset = ImageDataset(records, build_transforms(cfg, True, normalize=not is_cuda(device)),
                            labels=labels, cache=cache if cache is not None else False,
                            progress=progress)
-    sampler = PKSampler(labels, P, K, seed=seed)
+    sampler = IdentitySampler(labels, P, M, seed=seed, epoch=cfg.epoch)
     model = build_model(cfg.arch, len(classes), cfg.embedding_dim, cfg.imagenet_init)
     model_to_device(model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.source_lr)
@@ -342,7 +342,7 @@ def finetune(
     ``pseudo_labels[i]`` is the cluster ``l_i`` (Eq. 1-2) of ``records[i]``. Single-image
     pseudo-identities follow ``cfg.singletons`` (see :func:`apply_singleton_rule`). SGD
     (``cfg.target_lr``, ``cfg.momentum``, ``cfg.weight_decay``); random erasing + flip;
-    P x K batches (``cfg.batch_ids`` x ``cfg.batch_instances``) over pseudo-labels;
+    P x M batches (``cfg.batch_ids`` x ``cfg.batch_instances``) over pseudo-labels;
     ``cfg.target_epochs`` epochs. The classifier is dropped first (the paper removes the
     last FC for target training). Seeds everything with ``seed`` (default ``cfg.seed``; pass
     e.g. ``cfg.seed + iteration`` for different augmentations in each iteration).
@@ -358,7 +358,7 @@ def finetune(
     ``finetune_loss``, ``active_fraction`` per epoch (triplet) or ``accuracy`` per epoch
     (softmax: training batches, dropout on) and ``num_classes`` (K'), ``batches``,
     ``images``, ``images_per_s``, ``seconds``, ``num_images``/``num_ids`` (used),
-    ``dropped_singletons``, ``P``, ``K``.
+    ``dropped_singletons``, ``P``, ``M``.
     Raises TooFewSamplesError when the images cannot fill one batch, NonFiniteLossError when
     the loss diverges.
     """
@@ -381,8 +381,8 @@ def finetune(
     if softmax:  # class indices of the fresh classifier: 0..K'-1, in sorted label order
         used_labels = np.unique(used_labels, return_inverse=True)[1].astype(np.int64)
     n_ids = len(np.unique(used_labels))
-    P, K = cfg.batch_ids, cfg.batch_instances
-    _check_enough(len(used), n_ids, P, K, "fine-tuning")
+    P, M = cfg.batch_ids, cfg.batch_instances
+    _check_enough(len(used), n_ids, P, M, "fine-tuning")
     seed_everything(seed)
     if isinstance(model, ReidNet):
         model.drop_classifier()
@@ -398,7 +398,7 @@ def finetune(
     dataset = ImageDataset(used, build_transforms(cfg, True, normalize=not is_cuda(device)),
                            labels=used_labels, cache=cache if cache is not None else False,
                            progress=progress)
-    sampler = PKSampler(used_labels, P, K, seed=seed)
+    sampler = IdentitySampler(used_labels, P, M, seed=seed, epoch=cfg.epoch)
     optimizer = torch.optim.SGD(params, lr=cfg.target_lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
 
@@ -432,7 +432,7 @@ def finetune(
         "num_ids": n_ids,
         "dropped_singletons": len(records) - len(used),
         "P": sampler.P,
-        "K": sampler.K,
+        "M": sampler.M,
     }
     if softmax:
         stats["accuracy"] = hist.get("accuracy", [])

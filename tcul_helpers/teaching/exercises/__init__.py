@@ -19,7 +19,7 @@ checker                          nb    the student's function computes
                                        (SUL: cosine to the own centre > threshold)
 :func:`check_triplet_loss`       05    ``fn(embeddings, labels, margin) -> loss`` (Eq. 4-5,
                                        batch-hard, mean over anchors with a positive)
-:func:`check_pk_batch`           05    ``fn(labels, P, K, rng) -> batch`` (the P x K sampler)
+:func:`check_pm_batch`           05    ``fn(labels, P, K, rng) -> batch`` (the P x M sampler)
 :func:`check_update_centers`     06    ``fn(centers, features, labels, lambda_c, beta)``
                                        ``-> centres`` (Eq. 6-7)
 :func:`check_pairwise_precision` 07    ``fn(pseudo_labels, true_labels, mask=None) -> float``
@@ -45,22 +45,22 @@ from .selection import (
     check_select_similarity,
     check_select_temporal,
 )
-from .triplet import TRIPLET_MISTAKES, check_pk_batch, check_triplet_loss
+from .triplet import TRIPLET_MISTAKES, check_pm_batch, check_triplet_loss
 
 CHECKERS = {
     "assign": check_assign,
     "select_temporal": check_select_temporal,
     "select_similarity": check_select_similarity,
     "triplet_loss": check_triplet_loss,
-    "pk_batch": check_pk_batch,
+    "pm_batch": check_pm_batch,
     "update_centers": check_update_centers,
     "pairwise_precision": check_pairwise_precision,
     "market_frame": check_market_frame,
     "tcul_iteration": check_tcul_iteration,
 }
 
-#: The common wrong answers each checker recognises by name (the P x K checker recognises
-#: its own by the properties of the batches, see :func:`check_pk_batch`).
+#: The common wrong answers each checker recognises by name (the P x M checker recognises
+#: its own by the properties of the batches, see :func:`check_pm_batch`).
 MISTAKES: dict[str, list[Mistake]] = {
     "assign": ASSIGN_MISTAKES,
     "select_temporal": TEMPORAL_MISTAKES,
@@ -73,6 +73,6 @@ MISTAKES: dict[str, list[Mistake]] = {
 }
 
 __all__ = ["CHECKERS", "MISTAKES", "CheckResult", "Mistake", "check_assign",
-           "check_market_frame", "check_pairwise_precision", "check_pk_batch",
+           "check_market_frame", "check_pairwise_precision", "check_pm_batch",
            "check_select_similarity", "check_select_temporal", "check_tcul_iteration",
            "check_triplet_loss", "check_update_centers"]

@@ -1,5 +1,5 @@
 """Checkers of step (d)'s batches and loss (notebook 05): Eq. 4-5 with batch-hard mining,
-and the P x K sampler."""
+and the P x M sampler."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def triplet_cases(seed: int = 0) -> list[Case]:
               "(do not count it as 0)."),
         Case("hand-made 2-D batch", (near, near_lab, 0.3),
               "an anchor must not be its own positive (distance 0)."),
-        Case("random PK batch", (emb, lab, 0.5),
+        Case("random P x M batch", (emb, lab, 0.5),
               "for each anchor: hardest positive = FARTHEST same-label image (max distance), "
               "hardest negative = CLOSEST other-label image (min distance); Euclidean "
               "distance, not squared; loss = mean over anchors of [d_ap - d_an + m]_+."),
@@ -110,55 +110,55 @@ def check_triplet_loss(fn: Callable) -> CheckResult:
 
 
 # --------------------------------------------------------------------------------------
-# The P x K sampler
+# The P x M sampler
 # --------------------------------------------------------------------------------------
-def _pk_problem(batch, labels: np.ndarray, P: int, K: int) -> str | None:
-    """What is wrong with one batch of the kit's P x K rule, or ``None``."""
+def _pm_problem(batch, labels: np.ndarray, P: int, M: int) -> str | None:
+    """What is wrong with one batch of the kit's P x M rule, or ``None``."""
     try:
         b = np.asarray(batch, dtype=np.int64).reshape(-1)
     except (TypeError, ValueError):
         return f"expected a list or array of image indices, got {type(batch).__name__}"
-    if b.size != P * K:
+    if b.size != P * M:
         small = [int(v) for v, n in zip(*np.unique(labels, return_counts=True), strict=True)
-                 if n < K]
-        extra = (f" (labels {small} have fewer than K images: take all of them and repeat some "
-                 "of its images up to K)" if small and b.size < P * K else "")
-        return f"the batch has {b.size} images; P x K = {P} x {K} = {P * K}{extra}"
+                 if n < M]
+        extra = (f" (labels {small} have fewer than M images: take all of them and repeat some "
+                 "of its images up to M)" if small and b.size < P * M else "")
+        return f"the batch has {b.size} images; P x M = {P} x {M} = {P * M}{extra}"
     if (b < 0).any() or (b >= len(labels)).any():
         return "an index is outside 0..N-1: return positions in `labels`, not label values"
     ids, counts = np.unique(labels[b], return_counts=True)
     if len(ids) != P:
         return f"the batch holds {len(ids)} different labels; it must hold P = {P}"
-    if (counts != K).any():
-        return f"labels appear {sorted(set(counts.tolist()))} times; each must appear K = {K} times"
+    if (counts != M).any():
+        return f"labels appear {sorted(set(counts.tolist()))} times; each must appear M = {M} times"
     for lab in ids:
         mine = b[labels[b] == lab]
         pool = np.flatnonzero(labels == lab)
-        if len(pool) >= K and len(np.unique(mine)) < K:
+        if len(pool) >= M and len(np.unique(mine)) < M:
             return (f"label {lab} has {len(pool)} images but the batch repeats one: draw "
-                    "without replacement when a label has at least K images")
-        if len(pool) < K and set(pool.tolist()) - set(mine.tolist()):
-            return (f"label {lab} has only {len(pool)} images (< K): take all of them, then "
-                    "repeat some to reach K")
+                    "without replacement when a label has at least M images")
+        if len(pool) < M and set(pool.tolist()) - set(mine.tolist()):
+            return (f"label {lab} has only {len(pool)} images (< M): take all of them, then "
+                    "repeat some to reach M")
     return None
 
 
-def check_pk_batch(fn: Callable, draws: int = 60) -> CheckResult:
-    """``fn(labels, P, K, rng)`` -> one batch: indices of P distinct labels x K images each,
-    drawn without replacement within a label that has at least K images (all of a smaller
+def check_pm_batch(fn: Callable, draws: int = 60) -> CheckResult:
+    """``fn(labels, P, M, rng)`` -> one batch: indices of P distinct labels x M images each,
+    drawn without replacement within a label that has at least M images (all of a smaller
     label's images, some repeated), labels and images chosen at random with ``rng`` (a
     ``np.random.Generator``). Checked on ``draws`` batches of two label sets."""
-    name = "check_pk_batch (P x K sampler)"
+    name = "check_pm_batch (P x M sampler)"
     if not callable(fn):
         return CheckResult(False, f"expected a function, got {type(fn).__name__}", name)
     rng = np.random.default_rng(0)
     sets = {"8 labels, 2-6 images each": (np.repeat(np.arange(8), [2, 6, 3, 5, 4, 6, 2, 4]), 3, 3),
             "labels with gaps (3, 10, 42)": (np.array([42, 3, 10, 3, 42, 10, 10, 3, 42]), 2, 2)}
-    for set_name, (labels, P, K) in sets.items():
+    for set_name, (labels, P, M) in sets.items():
         seen_labels, seen_images = set(), set()
         for d in range(draws):
             try:
-                batch = fn(labels.copy(), P, K, np.random.default_rng(rng.integers(2**32)))
+                batch = fn(labels.copy(), P, M, np.random.default_rng(rng.integers(2**32)))
             except NotImplementedError:
                 return CheckResult(False, "not implemented yet: replace `raise "
                                           "NotImplementedError` with your code and run this "
@@ -166,9 +166,9 @@ def check_pk_batch(fn: Callable, draws: int = 60) -> CheckResult:
             except Exception as exc:  # noqa: BLE001 - reported to the student
                 return CheckResult(False, f"{set_name}, draw {d + 1}: raised "
                                           f"{type(exc).__name__}: {exc}", name)
-            problem = _pk_problem(batch, labels, P, K)
+            problem = _pm_problem(batch, labels, P, M)
             if problem:
-                return CheckResult(False, f"{set_name}, P={P}, K={K}, draw {d + 1}: {problem}\n"
+                return CheckResult(False, f"{set_name}, P={P}, M={M}, draw {d + 1}: {problem}\n"
                                           f"labels = {fmt(labels)}\n"
                                           f"got batch {fmt(np.asarray(batch))}", name)
             b = np.asarray(batch, dtype=np.int64).reshape(-1)
@@ -183,7 +183,7 @@ def check_pk_batch(fn: Callable, draws: int = 60) -> CheckResult:
             return CheckResult(False, f"recognised mistake: the same images of a label in every "
                                       f"batch\n{set_name}: in {draws} batches only "
                                       f"{len(seen_images)} of {len(labels)} images appeared: "
-                                      "draw a label's K images at random with rng.", name)
-    return CheckResult(True, f"all {2 * draws} batches follow the P x K rule (P distinct labels x "
-                             "K images, no repeat unless a label has fewer than K images, "
+                                      "draw a label's M images at random with rng.", name)
+    return CheckResult(True, f"all {2 * draws} batches follow the P x M rule (P distinct labels x "
+                             "M images, no repeat unless a label has fewer than M images, "
                              "labels and images at random).", name, 2 * draws)
