@@ -326,9 +326,9 @@ def test_continuity_table_puts_each_world_beside_its_own_baseline(tmp_path):
 
 
 def test_a_setting_added_later_leaves_older_fingerprints_alone():
-    """``finetune_loss`` came after sweep points and demo baselines were cached: at the value
-    they were all computed with (triplet) it is left out of the fingerprint, so they stay
-    valid; PUL's softmax makes another fingerprint."""
+    """``finetune_loss`` and ``epoch`` came after sweep points and demo baselines were cached:
+    at the value they were all computed with (triplet, identities) they are left out of the
+    fingerprint, so they stay valid; PUL's softmax or an "images" epoch make another one."""
     import hashlib
 
     from tcul_helpers.experiment import sweeps
@@ -336,10 +336,28 @@ def test_a_setting_added_later_leaves_older_fingerprints_alone():
     cfg = get_config("smoke")
     older = {k: v for k, v in cfg.to_dict().items()
              if k not in ("device", "num_workers", "eval_batch_size", "source_root",
-                          "target_root", "extra") and k != "finetune_loss"}
+                          "target_root", "extra") and k not in ("finetune_loss", "epoch")}
     blob = json.dumps(older, sort_keys=True).encode()
     assert sweeps.fingerprint(cfg) == hashlib.sha1(blob).hexdigest()[:12]
     assert sweeps.fingerprint(cfg.replace(finetune_loss="softmax")) != sweeps.fingerprint(cfg)
+    assert sweeps.fingerprint(cfg.replace(epoch="images")) != sweeps.fingerprint(cfg)
+
+
+def test_an_older_configuration_loads_with_the_values_it_ran_with(tmp_path):
+    """A config.json written before ``epoch`` existed ran "identities" epochs, whatever its
+    profile: it loads so, and the source model it names is still the same one."""
+    from tcul_helpers.settings.config import Config, is_source_setting, source_settings
+
+    cfg = get_config("paper")
+    older = {k: v for k, v in cfg.to_dict().items() if k != "epoch"}
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    loaded = Config.load(tmp_path / "config.json")
+    assert loaded.epoch == "identities" and loaded.replace(epoch="images") == cfg
+    classroom = get_config("classroom")
+    assert "epoch" not in source_settings(classroom)  # as before the setting existed
+    assert source_settings(classroom.replace(epoch="images"))["epoch"] == "images"
+    assert is_source_setting("epoch") and not is_source_setting("lambda_fr")
+    assert not is_source_setting("crowd_density")  # a world knob, not a Config field
 
 
 def test_starts_table_puts_both_starts_side_by_side():

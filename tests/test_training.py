@@ -92,6 +92,19 @@ def test_finetune_one_epoch_drops_classifier(records):
     assert (stats["P"], stats["M"]) == (3, 2)
 
 
+def test_both_loops_count_an_epoch_as_the_setting_says(records):
+    """3 pseudo-ids of 8 images at P x M = 3 x 2: an "identities" epoch is 1 batch, an
+    "images" epoch 4 (each id in 4 groups of 2); the source loop counts the same way."""
+    pseudo = np.array([r.pid // 2 for r in records])
+    for epoch, batches in (("identities", 1), ("images", 4)):
+        cfg = tiny_cfg(epoch=epoch)
+        model = build_model("compact", N_IDS, cfg.embedding_dim)
+        assert finetune(model, records, pseudo, cfg, "cpu", progress=False)["batches"] == batches
+    _, hist = train_source(records, tiny_cfg(epoch="images"), "cpu", progress=False)
+    _, hist_ids = train_source(records, tiny_cfg(epoch="identities"), "cpu", progress=False)
+    assert hist["batches_per_epoch"] > hist_ids["batches_per_epoch"]
+
+
 def test_finetune_is_deterministic_and_changes_the_weights(records):
     cfg = tiny_cfg(target_epochs=2)
     pseudo = np.array([r.pid for r in records])

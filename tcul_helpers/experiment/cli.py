@@ -33,8 +33,8 @@ from ..settings.config import (
     VARIANTS,
     Config,
     get_config,
+    is_source_setting,
     parse_set,
-    source_settings,
     variant_settings,
 )
 
@@ -542,7 +542,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     typed = [_world_knob_value(base, param, v) if param in sweeps.WORLD_SWEEPS
              else getattr(build_config(args, **{param: v}), param) for v in values]
     out = args.out or sweeps.default_dir(base, args.runs)
-    shared = None if param in source_settings(base) else _load_source_model(base, args)[0]
+    shared = None if is_source_setting(param) else _load_source_model(base, args)[0]
     points = [sweeps.run_point(base, param, args.variant, v, out, source_model=shared,
                                progress=_progress(args), device=base.device, fresh=args.fresh)
               for v in typed]

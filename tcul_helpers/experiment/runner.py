@@ -138,7 +138,7 @@ def _adapt(source_model: ReidNet, target: ReidDataset, cfg: Config, run_dir: Pat
         if stop_after is not None and it > stop_after:
             return _result(run, model, centers, "stopped")
         t0 = time.perf_counter()
-        labels, kept, centers, z = tcul_iteration(  # steps (a)-(e): Eq. 1-7
+        labels, kept, centers, z = tcul_iteration(  # steps (b)-(e), Eq. 1-7, on (a)'s z
             z, centers, step.camids, step.frames, step.finetuner(model, it, run),
             cfg.lambda_fr, cfg.lambda_c, cfg.beta, selection=cfg.selection,
             sim_threshold=cfg.sim_threshold, recluster=step.reclusterer(it))

@@ -29,7 +29,7 @@ from ..data.records import ReidDataset
 from ..data.synthetic.presets import resolve_knobs
 from ..infra.atomic_files import read_json_cache, write_json
 from ..infra.errors import TCULError
-from ..settings.config import INFINITE_FRAMES, Config, fingerprint, source_settings
+from ..settings.config import INFINITE_FRAMES, Config, fingerprint, is_source_setting
 from ..training.models import ReidNet
 from . import pipeline
 from .run_store import camera_pair_history
@@ -167,7 +167,7 @@ def run_point(
     if target is None:
         target = _world(cfg, sweep, value, out_dir, progress)
     if source_model is None:
-        if sweep in source_settings(cfg):
+        if is_source_setting(sweep):
             source_dir = out_dir / sweep / f"source-{value_name(value)}"
         source_model = _source(run_cfg, source_dir, device, progress, log)
     run_dir = out_dir / sweep / "runs" / f"{variant}-{value_name(value)}"

@@ -488,6 +488,11 @@ def fingerprint(cfg: Config) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+def is_source_setting(name: str) -> bool:
+    """Whether the setting ``name`` decides f_theta0 (declared with ``source=True``)."""
+    return bool(_declared("source").get(name))
+
+
 def source_settings(cfg: Config) -> dict:
     """The settings that decide f_theta0 (declared with ``source=True``), data roots made
     absolute: a source model is reused only when all of them agree."""
