@@ -166,7 +166,7 @@ def bench_iteration(args, home, device, state) -> None:
     stats, stages[f"(d) fine-tuning, Eq. 4-5 ({cfg.target_epochs} epochs)"] = _timed(
         device, lambda: finetune(net, [target.train[i] for i in idx], labels[idx], cfg, device,
                                  progress=False))
-    z2, stages["(e) features"] = _timed(device, features)
+    z2, stages["(a) features of the fine-tuned model"] = _timed(device, features)
     _, stages["(e) Eq. 6-7"] = _timed(device, lambda: update_centers(
         centers, z2, labels, cfg.lambda_c, cfg.beta))
     scores, stages["evaluation (query x gallery)"] = _timed(
