@@ -32,14 +32,6 @@ COLUMNS = ("world", "rank-1", "mAP", "chance r1/mAP", "NN own cam", "chance NN",
            "bg sim within/across", "imgs/visit", "crowding")
 
 
-
-def meets_goals(stats: dict) -> dict[str, bool]:
-    """Which of the classroom target world's goals (realism.GOALS) ``stats`` meets."""
-    r, goals = stats["retrieval"], realism.GOALS
-    return {"rank1 >= 10": r["rank1"] >= goals["rank1_min"],
-            "mAP >= 5": r["mAP"] >= goals["mAP_min"],
-            "mAP <= 35": r["mAP"] <= goals["mAP_max"]}
-
 def _row(name: str, s: dict) -> list[str]:
     r, c, t = s["retrieval"], s["crop"] or {}, s["time"] or {}
     return [name, f"{r['rank1']:.1f}", f"{r['mAP']:.1f}",
@@ -70,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 stats = realism.realism_statistics(load_dataset("synthetic", root), seed=seed)
                 rows.append(_row(f"{preset} seed {seed}", stats))
                 if preset == "target":
-                    failed += [f"seed {seed}: {g}" for g, ok in meets_goals(stats).items()
+                    failed += [f"seed {seed}: {g}" for g, ok in realism.meets_goals(stats).items()
                                if not ok]
     print(f"| {' | '.join(COLUMNS)} |")
     print("|" + "---|" * len(COLUMNS))

@@ -6,7 +6,6 @@ The mobilenet_v2 arch and its ImageNet start: tests/test_imagenet_init.py.
 from __future__ import annotations
 
 import urllib.error
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ from tcul_helpers.infra.errors import TCULError
 from tcul_helpers.training.models import (
     ReidNet,
     build_model,
+    imagenet_weights_path,
     load_checkpoint,
     model_to_device,
     save_checkpoint,
@@ -106,8 +106,7 @@ def test_imagenet_init_from_local_cache_or_offline_error(tmp_path, monkeypatch):
     # a file in the cache is used (here: a random torchvision resnet18 state dict)
     torch.manual_seed(123)
     ref = torchvision.models.resnet18(weights=None)
-    ref_file = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
-    path = Path(torch.hub.get_dir()) / "checkpoints" / ref_file
+    path = imagenet_weights_path("resnet18")  # what data/README.md tells users to run
     assert path.parent == tmp_path / "checkpoints" and path.name.startswith("resnet18-")
     path.parent.mkdir(parents=True)
     torch.save(ref.state_dict(), path)

@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import __version__
 from ..data.readers import DATASETS, load_dataset
+from ..data.synthetic.presets import PRESETS
 from ..infra.device import DEVICE_CHOICES
 from ..infra.errors import TCULError
 from ..settings.config import (
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"  {PROG} world --preset target --knob crowd_density=4 --out data/crowded\n"
             f"  {PROG} world --stats --preset target\n"
             f"  {PROG} world --stats --dataset market1501 --out data/market1501")
-    p.add_argument("--preset", choices=("source", "target", "both"), default="both",
+    p.add_argument("--preset", choices=(*PRESETS, "both"), default="both",
                    help="which world (default: both)")
     p.add_argument("--knob", dest="knobs", action="append", default=[], metavar="NAME=VALUE",
                    help="override a world knob, e.g. crowd_density=4, reappear_prob=0.2, "

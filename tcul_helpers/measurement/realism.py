@@ -205,6 +205,14 @@ def realism_statistics(dataset: ReidDataset, lambda_fr: int = 100, seed: int = 0
     return out
 
 
+def meets_goals(stats: dict[str, Any]) -> dict[str, bool]:
+    """Which of the classroom target world's goals (:data:`GOALS`) ``stats`` meets."""
+    r = stats["retrieval"]
+    return {"rank1 >= 10": r["rank1"] >= GOALS["rank1_min"],
+            "mAP >= 5": r["mAP"] >= GOALS["mAP_min"],
+            "mAP <= 35": r["mAP"] <= GOALS["mAP_max"]}
+
+
 def format_statistics(stats: dict[str, Any]) -> str:
     """A plain-text block of :func:`realism_statistics` for the terminal."""
     r = stats["retrieval"]

@@ -100,6 +100,12 @@ def compact_trunk(widths: tuple[int, ...] = COMPACT_WIDTHS,
     return trunk
 
 
+def imagenet_weights_path(arch: str) -> Path:
+    """Where torchvision keeps the ImageNet weights of ``arch`` (the first accepted file):
+    the path to copy a weights file to on an offline machine (data/README.md)."""
+    return _imagenet_candidates(arch)[0]
+
+
 def _imagenet_enum(arch: str):
     if arch not in _IMAGENET_WEIGHTS:
         raise TCULError(
