@@ -50,9 +50,13 @@ def camids_of(records: Sequence[ImageRecord]) -> np.ndarray:
 def frames_of(records: Sequence[ImageRecord]) -> np.ndarray | None:
     """The frame id ``fid(x)`` of every record, as an int64 array; ``None`` when a record
     has none (Eq. 3 cannot run)."""
-    if not records or any(r.frame is None for r in records):
+    if not _all_have_frames(records):
         return None
     return np.array([r.frame for r in records], dtype=np.int64)
+
+
+def _all_have_frames(records: Sequence[ImageRecord]) -> bool:
+    return bool(records) and all(r.frame is not None for r in records)
 
 
 @dataclass
@@ -74,7 +78,7 @@ class ReidDataset:
     @property
     def has_frames(self) -> bool:
         """True when every training image has a frame id (temporal selection is possible)."""
-        return frames_of(self.train) is not None
+        return _all_have_frames(self.train)
 
     def content_key(self) -> str:
         """A short hash of what this dataset holds: every record's file name, identity,
