@@ -49,6 +49,10 @@ demo: $(STAMP) ## The main job: run the whole method on the synthetic worlds, wr
 sweeps: $(STAMP) ## Parameter sweeps (lambda_fr, K, crowd density, reappearance) cached under runs/<profile>/seed<S>/sweeps
 	$(PY) -m tcul_helpers sweeps --profile $(PROFILE) --seed $(SEED) $(START)
 
+.PHONY: prepare
+prepare: $(STAMP) ## Before a lab: everything the notebooks read (worlds, both starts, demos, Fig. 4 sweeps), resumable
+	$(PY) -m tcul_helpers prepare --profile $(PROFILE) --seed $(SEED) $(START)
+
 .PHONY: test
 test: $(STAMP) ## Run every test, notebooks included (TCUL_PROFILE=smoke)
 	$(PY) -m pytest -q

@@ -321,3 +321,31 @@ def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[
     cfg, kw = calls["sweeps"]
     assert kw == {"out_dir": base / "sw", "progress": False, "device": "auto",
                   "only": ["lambda_fr", "n_clusters"]}
+
+
+def test_prepare_computes_what_the_notebooks_read_then_reuses_it(base: Path, common: list[str]):
+    """`prepare`: Fig. 4's sweeps, both starts' source models and demos, the profile's own
+    demo last (so its report holds both starts); a second call recomputes nothing."""
+    import json
+
+    from tcul_helpers.experiment.sweeps import load_sweeps
+
+    code, out, err = run("prepare", *common)
+    assert code == 0, err
+    runs = base / "runs"
+    own = json.loads((runs / "demo-smoke-seed0" / "results.json").read_text())
+    assert set(own["starts"]) == {"scratch", "imagenet"}
+    assert (runs / "demo-smoke-seed0-imagenet" / "results.json").is_file()
+    assert {"lambda_fr", "n_clusters"} <= set(load_sweeps(runs / "smoke" / "seed0" / "sweeps"))
+    assert "prepared: profile smoke, seed 0" in out
+    written = {p: p.stat().st_mtime_ns for p in runs.rglob("*")
+               if p.suffix in (".pt", ".npz") or p.parent.name in ("lambda_fr", "n_clusters")}
+    assert written
+    code, out, err = run("prepare", *common)
+    assert code == 0, err
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # read, not recomputed
+
+
+def test_prepare_refuses_out(common: list[str]):
+    code, _out, err = run("prepare", *common, "--out", "somewhere")
+    assert_one_line_error(code, err, "--runs")

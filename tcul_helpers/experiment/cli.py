@@ -55,7 +55,7 @@ The method runs in stages, each cached on disk so that it runs once:
                 update the centres (Eq. 6-7), repeated n_iter times (variants: TCUL, SUL, PUL)
   4. evaluate - rank-1/5/10 and mAP of a checkpoint on the target query/gallery
 Around them: sweep (one parameter), config (the resolved settings), demo and sweeps
-(the whole experiment and the report's parameter sweeps).
+(the whole experiment and the report's parameter sweeps), prepare (all a lab reads).
 
 Profiles: smoke (seconds), classroom (minutes on a laptop CPU, the default), paper (the
 paper's hyper-parameters on Market-1501 / DukeMTMC-reID)."""
@@ -245,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, metavar="NAME[,NAME]",
                    help="run only these sweeps (comma-separated)")
     p.set_defaults(handler=cmd_sweeps)
+
+    p = add("prepare", "compute everything the notebooks read, before a lab",
+            "Compute, once, everything the teaching notebooks read for a profile and seed: "
+            "the worlds, the sweeps of Fig. 4 (lambda_fr and K), f_theta0 from both starts "
+            "and the demo of each start (TCUL, SUL, PUL-style, the report). A stopped "
+            "preparation resumes where it stopped; a prepared one is reused in seconds. "
+            "Outputs: <runs>/<profile>/seed<S>/ and the demo folders.",
+            f"  {PROG} prepare\n  {PROG} prepare --profile smoke --seed 1\n"
+            f"  {PROG} prepare --world-sweeps   (also crowd density and re-appearance)")
+    p.add_argument("--world-sweeps", action="store_true",
+                   help="also the crowd-density and re-appearance sweeps (notebook 08's "
+                        "world explorers)")
+    p.set_defaults(handler=cmd_prepare)
     return parser
 
 
@@ -603,6 +616,22 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     sweeps.run_sweeps(cfg, out_dir=out, progress=_progress(args), device=cfg.device,
                       only=only)
     print(f"sweeps finished: outputs in {out}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Everything a lab reads (:func:`tcul_helpers.experiment.prepare.prepare_lab`)."""
+    from .prepare import prepare_lab
+    if args.out is not None:
+        raise TCULError("prepare writes where the notebooks read: choose that folder with "
+                        "--runs DIR, not --out")
+    cfg = build_config(args)
+    _check_output(cfg, args)
+    times = prepare_lab(cfg, args.runs, world_sweeps=args.world_sweeps,
+                        progress=_progress(args))
+    print(_table(["step", "seconds"], [[k, f"{v:.0f}"] for k, v in times.items()]))
+    print(f"prepared: profile {cfg.profile}, seed {cfg.seed}, in {sum(times.values()) / 60:.1f} "
+          f"min; the notebooks read it from {Path(args.runs).resolve()}")
     return 0
 
 
