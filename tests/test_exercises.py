@@ -17,6 +17,13 @@ from tcul_helpers.teaching import exercises as ex
 SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
 
 
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    """A passing check keeps the student's part under the kit home: a temporary one here."""
+    monkeypatch.setenv("TCUL_HOME", str(tmp_path))
+    return tmp_path
+
+
 def _solution(name: str, func: str):
     sys.path.insert(0, str(SOLUTIONS))  # tcul_iteration.py assembles its siblings
     try:
@@ -303,3 +310,81 @@ def test_student_copy_without_solutions(tmp_path):
         code = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
                        if c["cell_type"] == "code")
         assert "solutions" not in code, f"{nb.name} needs notebooks/solutions/"
+
+
+# ----------------------------------------------------------------- the student's own parts
+def test_a_passing_part_is_kept_and_runs_in_notebook_07(_home):
+    """A part that passes its check is kept; load_parts gives it back as the student's, and
+    the kit's function stands in for the parts not passed yet, saying so."""
+    from tcul_helpers.method.assignment import assign_clusters
+    from tcul_helpers.teaching.exercises.my_parts import load_parts, parts_dir
+
+    before = load_parts()
+    assert all(p.whose == "kit" and "not passed" in p.why for p in before.values())
+
+    def my_assign(features, centers):
+        f = features / np.linalg.norm(features, axis=1, keepdims=True)
+        c = centers / np.linalg.norm(centers, axis=1, keepdims=True)
+        return np.argmax(f @ c.T, axis=1)
+
+    assert ex.check_assign(my_assign)
+    assert (parts_dir() / "assign.py").is_file() and parts_dir().parent == _home
+    parts = load_parts()
+    assert parts["assign"].whose == "yours" and parts["assign"].fn is not assign_clusters
+    z = np.random.default_rng(0).normal(size=(30, 4))
+    c = z[:5]
+    np.testing.assert_array_equal(parts["assign"].fn(z, c), assign_clusters(z, c))
+    assert parts["select_temporal"].whose == "kit"
+
+
+def test_a_failing_part_is_not_kept(_home):
+    from tcul_helpers.teaching.exercises.my_parts import parts_dir
+
+    def my_assign(features, centers):
+        return np.argmin(features @ centers.T, axis=1)  # argmin: a recognised mistake
+
+    assert not ex.check_assign(my_assign)
+    assert not (parts_dir() / "assign.py").exists()
+
+
+def test_a_kept_part_that_breaks_falls_back_with_the_reason(_home):
+    from tcul_helpers.teaching.exercises.my_parts import load_parts, parts_dir
+
+    parts_dir().mkdir(parents=True)
+    (parts_dir() / "assign.py").write_text("def my_assign(features, centers):\n"
+                                           "    return helper(features)\n")
+    (parts_dir() / "update_centers.py").write_text("def my_update_centers(*a):\n    return 0\n")
+    (parts_dir() / "select_temporal.py").write_text("def (:")
+    parts = load_parts()
+    assert parts["assign"].whose == "kit" and "no longer passes" in parts["assign"].why
+    assert parts["update_centers"].whose == "kit"
+    assert parts["select_temporal"].whose == "kit" and "SyntaxError" in parts["select_temporal"].why
+
+
+def test_a_triplet_loss_without_gradient_does_not_train(_home):
+    """A loss that passes on values but leaves torch (``.item()``) cannot train step (d)."""
+    from tcul_helpers.teaching.exercises.my_parts import load_parts
+
+    def good(embeddings, labels, margin):
+        d = torch.cdist(embeddings, embeddings)
+        same = labels[:, None] == labels[None, :]
+        eye = torch.eye(len(labels), dtype=torch.bool)
+        pos = (same & ~eye).any(1) & (~same).any(1)
+        d_ap = torch.where(same & ~eye, d, torch.full_like(d, -1e9)).max(1).values
+        d_an = torch.where(~same, d, torch.full_like(d, 1e9)).min(1).values
+        return torch.relu(d_ap - d_an + margin)[pos].mean()
+
+    def my_triplet_loss(embeddings, labels, margin):  # the same loss, through .item()
+        d = torch.cdist(embeddings, embeddings)
+        same = labels[:, None] == labels[None, :]
+        eye = torch.eye(len(labels), dtype=torch.bool)
+        pos = (same & ~eye).any(1) & (~same).any(1)
+        d_ap = torch.where(same & ~eye, d, torch.full_like(d, -1e9)).max(1).values
+        d_an = torch.where(~same, d, torch.full_like(d, 1e9)).min(1).values
+        return torch.tensor(torch.relu(d_ap - d_an + margin)[pos].mean().item())
+
+    assert ex.check_triplet_loss(my_triplet_loss)
+    part = load_parts()["triplet_loss"]
+    assert part.whose == "kit" and "no gradient" in part.why
+    assert ex.check_triplet_loss(good)
+    assert load_parts()["triplet_loss"].whose == "yours"

@@ -1,4 +1,4 @@
-"""Instructor solution: Market-1501's frame id, sequences laid end to end (notebook 08)."""
+"""Instructor solution: Market-1501's frame id, sequences laid end to end (notebook 01)."""
 
 import re
 from pathlib import Path

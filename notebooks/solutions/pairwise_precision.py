@@ -1,4 +1,4 @@
-"""Instructor solution: pairwise precision of pseudo-labels (notebook 07)."""
+"""Instructor solution: pairwise precision of pseudo-labels (notebook 04)."""
 
 from collections import Counter
 

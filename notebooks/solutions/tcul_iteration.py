@@ -1,4 +1,4 @@
-"""Instructor solution: one iteration of Algorithm 1, steps (b)-(e) (notebook 09), assembled
+"""Instructor solution: one iteration of Algorithm 1, steps (b)-(e) (notebook 07), assembled
 from the solutions of notebooks 03, 04 and 06."""
 
 try:  # imported as solutions.tcul_iteration (from notebooks/)

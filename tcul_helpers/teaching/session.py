@@ -9,6 +9,8 @@ from disk afterwards, so the notebooks can be opened in any order::
     lab.source, lab.target  the datasets (synthetic worlds generated once)
     lab.source_model()      f_theta0 (trained once, cached under runs/)
     lab.run("tcul")         Algorithm 1 for a variant (cached under runs/)
+    lab.start_model(), lab.finetuner(model, t)   step (d) of iteration t, as the kit's run
+                            does it, for a loop written in a notebook
     lab.features(model)     L2-normalised target-train features of a model
     lab.truth, lab.camids, lab.frames   per-image arrays of the target training split
 
@@ -65,6 +67,7 @@ class LabSession:
         self._target = None
         self._source_model = None
         self._runs: dict[str, Any] = {}
+        self._image_cache = None
         # keyed by the model object itself, held weakly: an entry ends with its model (an
         # id() key could be reused by a new model after the old one is collected)
         self._features: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -145,6 +148,54 @@ class LabSession:
                 self.cfg, self.source, self.source_dir, progress=self.progress,
                 log=print if self.progress else None)
         return self._source_model
+
+    def source_history(self) -> dict:
+        """What training f_theta0 recorded per epoch (``epoch``, ``loss``, ``ce``,
+        ``triplet``, ``accuracy``, ...); the model is trained first if it is not on disk."""
+        from ..infra.atomic_files import read_json_cache
+
+        self.source_model()
+        data = read_json_cache(self.source_dir / "source.json") or {}
+        return dict(data.get("history") or {})
+
+    def start_model(self):
+        """A copy of f_theta0 without its classifier: where Algorithm 1's fine-tuning starts."""
+        import copy
+
+        return copy.deepcopy(self.source_model()).drop_classifier()
+
+    def finetuner(self, model, iteration: int, triplet_loss=None):
+        """Step (d) of iteration ``iteration`` of Algorithm 1, as the kit's run does it:
+        ``finetune(index, pseudo_labels)`` fine-tunes ``model`` in place on the target
+        training images ``index`` with their pseudo-labels (Eq. 4-5: the kit's batch-hard
+        triplet loss, or ``triplet_loss(embeddings, labels, margin)`` when given), seeded as
+        the kit's iteration ``iteration``, and returns every image's features under the
+        fine-tuned model (step (a) of the next iteration). Too few reliable images to fill
+        one batch: a warning, and the model is left as it was (as in the kit's run)."""
+        import warnings
+
+        from ..infra.device import resolve_device
+        from ..training.features import extract_features, prepare_features
+        from ..training.image_dataset import resolve_cache
+        from ..training.loops import TooFewSamplesError, finetune
+
+        cfg, train = self.cfg, self.target.train
+        device = resolve_device(cfg.device)
+        if self._image_cache is None:
+            self._image_cache = resolve_cache(None, len(train), cfg.height, cfg.width,
+                                              cfg.num_workers)
+
+        def finetune_then_extract(index: np.ndarray, pseudo_labels: np.ndarray) -> np.ndarray:
+            try:
+                finetune(model, [train[i] for i in np.asarray(index)], pseudo_labels, cfg, device,
+                         progress=self.progress, image_cache=self._image_cache,
+                         seed=cfg.seed + 1000 * iteration, triplet_loss=triplet_loss)
+            except TooFewSamplesError as exc:
+                warnings.warn(f"iteration {iteration}: {exc}", stacklevel=2)
+            z = extract_features(model, train, cfg, device, progress=self.progress,
+                                 image_cache=self._image_cache)
+            return prepare_features(z, cfg.l2_normalize)
+        return finetune_then_extract
 
     def features(self, model=None, records=None) -> np.ndarray:
         """Features of ``records`` (default: target train) under ``model`` (default: the

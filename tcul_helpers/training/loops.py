@@ -336,6 +336,7 @@ def finetune(
     image_cache: ImageCache | bool | None = None,
     seed: int | None = None,
     log: Callable[[dict], object] | None = None,
+    triplet_loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None,
 ) -> dict:
     """Fine-tune ``model`` in place on the selected target images (step (d) of Algorithm 1).
 
@@ -348,11 +349,13 @@ def finetune(
     e.g. ``cfg.seed + iteration`` for different augmentations in each iteration).
 
     Loss (``cfg.finetune_loss``): ``triplet`` - batch-hard triplet (Eq. 4-5, margin
-    ``cfg.margin``) on the embedding; ``softmax`` - cross-entropy through a new
-    :class:`PseudoLabelClassifier` on the embedding, over the pseudo-identities left after
-    the singleton rule, relabelled 0..K'-1 in sorted order (clusters with no kept image get
-    no output). The head is trained with the network by the same optimiser and discarded
-    at the end: ``model`` comes back without a classifier either way.
+    ``cfg.margin``) on the embedding, computed by ``triplet_loss(embeddings, labels, margin)``
+    when given (a student's own Eq. 4-5, notebook 07), else by the kit's; ``softmax`` -
+    cross-entropy through a new :class:`PseudoLabelClassifier` on the embedding, over the
+    pseudo-identities left after the singleton rule, relabelled 0..K'-1 in sorted order
+    (clusters with no kept image get no output). The head is trained with the network by
+    the same optimiser and discarded at the end: ``model`` comes back without a classifier
+    either way.
 
     Returns stats: ``epoch_loss`` (mean loss per epoch), ``loss`` (last epoch's),
     ``finetune_loss``, ``active_fraction`` per epoch (triplet) or ``accuracy`` per epoch
@@ -404,6 +407,8 @@ def finetune(
 
     def triplet_fn(out, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         emb = out[0] if isinstance(out, tuple) else out
+        if triplet_loss is not None:
+            return triplet_loss(emb, y, cfg.margin), {}
         loss, mined = batch_hard_triplet_loss(emb, y, cfg.margin, return_details=True)
         return loss, {"active_fraction": mined.active_fraction}
 

@@ -22,11 +22,14 @@ checker                          nb    the student's function computes
 :func:`check_pm_batch`           05    ``fn(labels, P, K, rng) -> batch`` (the P x M sampler)
 :func:`check_update_centers`     06    ``fn(centers, features, labels, lambda_c, beta)``
                                        ``-> centres`` (Eq. 6-7)
-:func:`check_pairwise_precision` 07    ``fn(pseudo_labels, true_labels, mask=None) -> float``
-:func:`check_market_frame`       08    ``fn(file_name) -> (pid, camid, frame)``, Market-1501's
+:func:`check_pairwise_precision` 04    ``fn(pseudo_labels, true_labels, mask=None) -> float``
+:func:`check_market_frame`       01    ``fn(file_name) -> (pid, camid, frame)``, Market-1501's
                                        sequences laid end to end (the fid(x) of Eq. 3)
-:func:`check_tcul_iteration`     09    one iteration of Algorithm 1, steps (b)-(e)
+:func:`check_tcul_iteration`     07    one iteration of Algorithm 1, steps (b)-(e)
 ==============================  ====  =====================================================
+
+A part of the method that passes its check (Eq. 1-2, 3, 4-5, 6-7) is kept for notebook 07,
+which runs Algorithm 1 with the student's own parts (:mod:`.my_parts`).
 
 The machinery lives in :mod:`.checking`; each stage's checker and its mistakes in its own
 module (:mod:`.assignment`, :mod:`.selection`, :mod:`.triplet`, :mod:`.centres`,
@@ -38,6 +41,7 @@ from .centres import CENTRE_MISTAKES, check_update_centers
 from .checking import CheckResult, Mistake
 from .frames import FRAME_MISTAKES, check_market_frame
 from .iteration import ITERATION_MISTAKES, check_tcul_iteration
+from .my_parts import keeping, load_parts
 from .precision import PRECISION_MISTAKES, check_pairwise_precision
 from .selection import (
     SIMILARITY_MISTAKES,
@@ -46,6 +50,12 @@ from .selection import (
     check_select_temporal,
 )
 from .triplet import TRIPLET_MISTAKES, check_pm_batch, check_triplet_loss
+
+# a part of the method that passes its check is kept for notebook 07 (see .my_parts)
+check_assign = keeping("assign", check_assign)
+check_select_temporal = keeping("select_temporal", check_select_temporal)
+check_triplet_loss = keeping("triplet_loss", check_triplet_loss)
+check_update_centers = keeping("update_centers", check_update_centers)
 
 CHECKERS = {
     "assign": check_assign,
@@ -75,4 +85,4 @@ MISTAKES: dict[str, list[Mistake]] = {
 __all__ = ["CHECKERS", "MISTAKES", "CheckResult", "Mistake", "check_assign",
            "check_market_frame", "check_pairwise_precision", "check_pm_batch",
            "check_select_similarity", "check_select_temporal", "check_tcul_iteration",
-           "check_triplet_loss", "check_update_centers"]
+           "check_triplet_loss", "check_update_centers", "load_parts"]

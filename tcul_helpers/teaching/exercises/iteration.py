@@ -1,4 +1,4 @@
-"""Checker of one whole iteration of Algorithm 1 (notebook 09), steps (b) to (e):
+"""Checker of one whole iteration of Algorithm 1 (notebook 07), steps (b) to (e):
 
     (b) l_i = argmax_k cos(z_i, c_k)                Eq. 1-2
     (c) D = Eq. 3's reliable images
@@ -113,9 +113,10 @@ def iteration_cases(seed: int = 0) -> list[Case]:
         fr = rng.integers(0, 300, n)
         out.append(Case(f"network {i + 1}: {n} images, K = {k}",
                         (z, c, cams, fr, FakeFinetune(z), 60, 0.5, 1e-6),
-                        "assign (Eq. 1-2) -> select (Eq. 3) -> finetune(index of the kept images, "
-                        "their labels) -> update the centres (Eq. 6-7) with the NEW features and "
-                        "this iteration's labels of ALL images -> return the new features too."))
+                        "follow lines (b) to (e) of Algorithm 1 in their order. Which images "
+                        "does step (d) train on, and with which labels? Which features does "
+                        "Eq. 6 average (before or after fine-tuning), and over which images? "
+                        "What must the next iteration receive?"))
     return out
 
 
