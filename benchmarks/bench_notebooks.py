@@ -5,16 +5,15 @@ Usage: ``python benchmarks/bench_notebooks.py [--profile classroom] [--only 03,0
 Each notebook runs in a fresh kernel, in numerical order, twice over:
 
 * **cached**: in the kit's home (the repository, or ``$TCUL_HOME``), reusing what
-  ``make demo`` / ``make sweeps`` and the earlier notebooks cached there, as in a lab
-  after the demo;
+  ``make prepare`` and the earlier notebooks computed there, as in a prepared lab;
 * **cold**: in a new empty home, where the first notebooks compute the worlds, the source
   model and the runs that the later ones reuse (``--no-cold`` skips this pass).
 
 ``--alone`` adds a third pass, **alone**: each notebook in its *own* new empty home, as a
 student who opens only that notebook on a fresh laptop (it computes everything it needs).
 
-``--write`` puts both times into each notebook's header line ("Measured run time
-(classroom, 2 CPU cores): ...") and changes nothing else in the file. Prints one line per
+``--write`` puts both times into each notebook's header line ("Compute time (classroom,
+2 CPU cores): ...") and changes nothing else in the file. Prints one line per
 notebook, the totals and the ratio of the slowest notebook to a 90-minute lab.
 """
 
@@ -96,13 +95,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                                            "alone"))
     slowest = max(t for times in result.values() for t in times.values())
     print(f"slowest notebook / 90-minute lab: {slowest / LAB_SECONDS:.3f}")
-    if args.write:
-        day = dt.date.today().isoformat()
+    if args.write:  # the date and this script are in the output above, not in the notebooks
         for name, cached in result["cached"].items():
-            write_time(NB_DIR / name,
-                       f"**{_fmt(cached)}** with `make demo`'s results cached, "
-                       f"**{_fmt(result['cold'][name])}** from an empty kit home with the "
-                       f"notebooks run in order 00-09 (`benchmarks/bench_notebooks.py`, {day})")
+            write_time(NB_DIR / name, f"**{_fmt(cached)}** after `make prepare`, "
+                                      f"**{_fmt(result['cold'][name])}** without it")
+    print(f"measured {dt.datetime.now().isoformat(timespec='minutes')}")
     return result
 
 

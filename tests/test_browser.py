@@ -283,3 +283,55 @@ def test_explorers_render_and_redraw_in_a_real_browser(name, lab_url):
         browser.close()
     (shots / "measurements.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record))
+
+
+#: The lesson's own screens, screenshot after a run-all: (notebook, marker in the cell's
+#: source, screenshot name). 02's ranked-list primer and 07's loop run from the student's parts.
+LESSON_SCREENS = {
+    "02_source_baseline.ipynb": [("show_ranked(model0", "ranked-lists-primer")],
+    "07_the_whole_loop.ipynb": [("for t in range(1, lab.cfg.n_iter + 1):", "the-loop"),
+                                ("after adaptation (your loop)", "ranked-lists-after")],
+}
+CELL_INDEX_JS = """(marker) => window.jupyterapp.shell.currentWidget.content.widgets
+  .findIndex(c => c.model.sharedModel.getSource().includes(marker))"""
+
+
+@pytest.mark.parametrize("name", sorted(LESSON_SCREENS), ids=lambda n: n[:2])
+def test_lesson_screens_and_folded_readings_in_a_real_browser(name, lab_url):
+    """Run all: no error; each lesson screen is screenshot; every run's reading is folded
+    (the text hidden) until its summary is clicked, and then shown."""
+    from playwright.sync_api import sync_playwright
+
+    shots = SHOTS / f"{name[:2]}-lesson"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    args = ["--no-sandbox"] if os.getuid() == 0 else []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{lab_url}/lab/workspaces/lesson{name[:2]}/tree/{name}?reset")
+        page.wait_for_function(KERNEL_READY_JS, timeout=120_000)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_timeout(1000)
+        page.wait_for_function(FINISHED_JS, timeout=RUN_ALL_S * 1000, polling=500)
+        assert page.evaluate(ERRORS_JS) == []
+        for marker, shot in LESSON_SCREENS[name]:
+            index = page.evaluate(CELL_INDEX_JS, marker)
+            assert index >= 0, f"{name}: no cell holds {marker!r}"
+            cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+            cell.scroll_into_view_if_needed()
+            outputs = cell.locator(".jp-OutputArea-output")
+            assert outputs.count() > 0, f"{name}: the cell of {marker!r} shows nothing"
+            cell.screenshot(path=str(shots / f"{shot}.png"))
+        folds = page.locator(".jp-OutputArea-output details")
+        assert folds.count() >= 2, f"{name}: the run's readings are not folded"
+        fold = folds.first
+        fold.scroll_into_view_if_needed()
+        body = fold.locator("p").first
+        assert fold.get_attribute("open") is None and not body.is_visible()
+        page.screenshot(path=str(shots / "reading-folded.png"))
+        fold.locator("summary").click()
+        page.wait_for_function("(el) => el.open", arg=fold.element_handle(), timeout=5000)
+        assert body.is_visible() and body.inner_text().strip()
+        page.screenshot(path=str(shots / "reading-open.png"))
+        browser.close()

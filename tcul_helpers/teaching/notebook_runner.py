@@ -17,8 +17,8 @@ from typing import Any
 
 #: The line of the parameters cell every notebook has.
 PARAM_LINE = 'PROFILE = os.environ.get("TCUL_PROFILE", "classroom")'
-#: The header line that states a notebook's measured classroom run time.
-TIME_LINE = "Measured run time (classroom, 2 CPU cores):"
+#: The header line that states a notebook's measured classroom compute time.
+TIME_LINE = "Compute time (classroom, 2 CPU cores):"
 
 
 def execute_notebook(
