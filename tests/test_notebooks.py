@@ -153,6 +153,22 @@ def test_notebook_runs_on_smoke(path, tcul_home):
             f"{path.name} code cell {i}: an explorer without its static PNG")
 
 
+def test_answer_key_numbers_recompute(tcul_home):
+    """notebooks/solutions/measure_answers.py recomputes the answer key's run-dependent
+    numbers (here on smoke, in the home the notebooks above computed their runs in)."""
+    import json
+
+    script = NB_DIR / "solutions" / "measure_answers.py"
+    if not script.is_file():  # an instructor's student copy has no solutions
+        pytest.skip("notebooks/solutions/ is not here (a student copy)")
+    env = {**os.environ, "TCUL_HOME": str(tcul_home), "MPLBACKEND": "Agg"}
+    res = subprocess.run([sys.executable, str(script), "--profile", "smoke"], cwd=NB_DIR,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    numbers = json.loads(res.stdout)
+    assert numbers and all(str(key)[:2].isdigit() for key in numbers), list(numbers)[:5]
+
+
 #: Each standard runner on one notebook with explorers, exactly as a user types it (the
 #: timeout is the only option given, and it is there to fail a hang, not to allow one).
 STANDARD_RUNS = {
