@@ -374,6 +374,8 @@ def test_a_triplet_loss_without_gradient_does_not_train(_home):
         d_an = torch.where(~same, d, torch.full_like(d, 1e9)).min(1).values
         return torch.relu(d_ap - d_an + margin)[pos].mean()
 
+    # written out again, not calling good(): a kept part is saved alone, without its
+    # notebook's other names, and must load by itself
     def my_triplet_loss(embeddings, labels, margin):  # the same loss, through .item()
         d = torch.cdist(embeddings, embeddings)
         same = labels[:, None] == labels[None, :]
