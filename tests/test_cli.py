@@ -349,3 +349,56 @@ def test_prepare_computes_what_the_notebooks_read_then_reuses_it(base: Path, com
 def test_prepare_refuses_out(common: list[str]):
     code, _out, err = run("prepare", *common, "--out", "somewhere")
     assert_one_line_error(code, err, "--runs")
+
+
+# ------------------------------------------------- faults met with real folders and workers
+def test_a_path_that_is_not_utf8_neither_crashes_the_lock_nor_the_output(tmp_path):
+    """Bytes that are not UTF-8 in a path (Python decodes them as surrogates): the folder
+    lock's note and the printed paths escape them, even with a strict UTF-8 stdout."""
+    import os
+    import subprocess
+
+    base = os.fsencode(tmp_path)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "MPLBACKEND": "Agg"}
+    runs, world = base + b"/runs\xff", base + b"/world\xfe"
+    common = [b"--profile", b"smoke", b"--quiet",
+              b"--set", b"source_root=" + base + b"/w\xff/source",
+              b"--set", b"target_root=" + base + b"/w\xff/target"]
+    for argv in ([b"source", *common, b"--runs", runs],
+                 [b"world", b"--profile", b"smoke", b"--preset", b"target", b"--stats",
+                  b"--quiet", b"--out", world]):
+        res = subprocess.run([os.fsencode(sys.executable), b"-m", b"tcul_helpers", *argv],
+                             capture_output=True, env=env, timeout=300)
+        err = res.stderr.decode("utf-8", "replace")
+        assert res.returncode == 0 and "Traceback" not in err, err[-2000:]
+    assert os.path.isfile(runs + b"/smoke/seed0/source/model.pt")
+
+
+def test_an_error_raised_in_a_dataloader_worker_reads_as_its_own_line(monkeypatch):
+    """PyTorch re-raises a worker's exception with the worker's whole traceback in the
+    message; the user sees the kit's own line instead."""
+    import torch
+
+    from tcul_helpers.infra.errors import TCULError, user_message
+
+    line = "cannot read image /data/x.jpg (UnidentifiedImageError): replace or delete the file"
+
+    class Broken(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            raise TCULError(line)
+
+    with pytest.raises(TCULError) as caught:
+        next(iter(torch.utils.data.DataLoader(Broken(), num_workers=1)))
+    assert "Original Traceback" in str(caught.value)  # what torch gives
+    assert user_message(str(caught.value)) == line
+    assert user_message(line) == line  # a plain message is left as it is
+
+    def handler(_args):
+        raise TCULError(str(caught.value))
+
+    monkeypatch.setattr(cli, "cmd_config", handler)
+    code, _out, err = run("config", "--profile", "smoke")
+    assert_one_line_error(code, err, line)

@@ -638,10 +638,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- entry point
 def _fail(message: str) -> int:
     from ..infra.distributed import launch_rank
+    from ..infra.errors import user_message
 
     if launch_rank() == 0:  # under torchrun every rank fails with the same line: rank 0 says it
-        print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+        print(f"error: {' '.join(user_message(str(message)).split())}", file=sys.stderr)
     return 2
+
+
+def _tolerant_output() -> None:
+    """Paths may hold bytes that are not UTF-8 (Python decodes them as surrogates): print
+    them escaped rather than fail, whatever the terminal's encoding."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _join_ranks(args: argparse.Namespace) -> None:
@@ -665,6 +675,7 @@ def _join_ranks(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    _tolerant_output()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -98,7 +98,10 @@ def folder_lock(folder: str | Path, what: str = "folder", wait: float = 0.0,
                 time.sleep(poll)
         cmd = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:120] if sys.argv else ""
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} ({cmd})\n".encode(), 0)
+        # a path in the command line may hold bytes that are not UTF-8 (decoded by Python as
+        # surrogates): the lock's note keeps them escaped instead of failing the command
+        note = f"pid {os.getpid()} on {socket.gethostname()} ({cmd})\n"
+        os.pwrite(fd, note.encode("utf-8", "backslashreplace"), 0)
         _HELD[key] = 1
         try:
             yield path
