@@ -256,7 +256,7 @@ class _Steps:
         try:
             stats = finetune(model, [self.target.train[i] for i in index], pseudo_labels,
                              self.cfg, self.device, progress=self.progress,
-                             image_cache=self.cache, seed=self.cfg.seed + 1000 * it)
+                             image_cache=self.cache, seed=finetune_seed(self.cfg, it))
         except TooFewSamplesError as exc:
             skipped = str(exc)
             warnings.warn(f"iteration {it}: {exc}", TooFewSamplesWarning, stacklevel=6)
@@ -264,6 +264,12 @@ class _Steps:
             raise run.diverged(it, exc) from None
         return {"n_ids_trained": int(stats.get("num_ids", 0)), "skipped": skipped,
                 "loss": stats.get("loss"), "finetune_loss": self.cfg.finetune_loss}
+
+
+def finetune_seed(cfg: Config, iteration: int) -> int:
+    """The seed of step (d) in iteration ``iteration``: other augmentations and batches in
+    every iteration, the same on every rerun (a loop written in a notebook uses it too)."""
+    return cfg.seed + 1000 * iteration
 
 
 def _counts(labels: np.ndarray, kept: np.ndarray) -> dict:
@@ -318,4 +324,5 @@ __all__ = [
     "AdaptResult",
     "TooFewSamplesWarning",
     "adapt",
+    "finetune_seed",
 ]

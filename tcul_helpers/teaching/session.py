@@ -174,6 +174,7 @@ class LabSession:
         one batch: a warning, and the model is left as it was (as in the kit's run)."""
         import warnings
 
+        from ..experiment.runner import finetune_seed
         from ..infra.device import resolve_device
         from ..training.features import extract_features, prepare_features
         from ..training.image_dataset import resolve_cache
@@ -189,7 +190,7 @@ class LabSession:
             try:
                 finetune(model, [train[i] for i in np.asarray(index)], pseudo_labels, cfg, device,
                          progress=self.progress, image_cache=self._image_cache,
-                         seed=cfg.seed + 1000 * iteration, triplet_loss=triplet_loss)
+                         seed=finetune_seed(cfg, iteration), triplet_loss=triplet_loss)
             except TooFewSamplesError as exc:
                 warnings.warn(f"iteration {iteration}: {exc}", stacklevel=2)
             z = extract_features(model, train, cfg, device, progress=self.progress,
