@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..infra.errors import TCULError
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,11 @@ class ReidDataset:
 
     def content_key(self) -> str:
         """A short hash of what this dataset holds: every record's file name, identity,
-        camera and frame, and a synthetic world's generation request (its preset, seed,
-        knobs and generator version, which decide the pixels). A run or a model is reused
-        only on the data it was computed on."""
+        camera and frame; for a synthetic world its generation request (preset, seed, knobs
+        and generator version, which decide the pixels); for a real folder every file's size
+        and modification time, so that an image replaced under the same name (a
+        re-extraction, a repaired file) makes other data. A run or a model is reused only on
+        the data it was computed on."""
         h = hashlib.sha1()
         request = (self.extra.get("manifest") or {}).get("request")
         h.update(json.dumps(request, sort_keys=True).encode())
@@ -92,6 +97,8 @@ class ReidDataset:
             h.update(f"|{split}|".encode())
             for r in getattr(self, split):
                 h.update(f"{Path(r.path).name},{r.pid},{r.camid},{r.frame};".encode())
+                if request is None:
+                    h.update(_file_stamp(r.path))
         return h.hexdigest()[:16]
 
     def summary(self) -> dict:
@@ -105,3 +112,13 @@ class ReidDataset:
                 "cameras": len({r.camid for r in recs}),
             }
         return out
+
+
+def _file_stamp(path: str) -> bytes:
+    """Size and modification time of an image file (read from the folder, not the pixels)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise TCULError(f"cannot read image {path} ({exc.strerror}): the dataset changed "
+                        "while it was read; run the command again") from None
+    return f"{st.st_size},{st.st_mtime_ns};".encode()

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import textwrap
 import warnings
@@ -328,8 +329,9 @@ def _load_source_model(cfg: Config, args: argparse.Namespace, out_dir: Path | No
     """(f_theta0, its folder): trained on the source world, or reused from disk."""
     from . import pipeline
 
-    out = out_dir if out_dir is not None else pipeline.source_dir(cfg, args.runs)
     source = pipeline.ensure_world(cfg, "source", progress=_progress(args))
+    out = out_dir if out_dir is not None else pipeline.source_dir(cfg, args.runs,
+                                                                  lambda _p: source)
     model = pipeline.ensure_source_model(cfg, source, out, device=cfg.device,
                                          progress=_progress(args), log=print)
     return model, out
@@ -337,39 +339,42 @@ def _load_source_model(cfg: Config, args: argparse.Namespace, out_dir: Path | No
 
 def _run_adaptation(cfg: Config, model: Any, target: Any, run_dir: Path,
                     args: argparse.Namespace, fresh: bool, stop_after: int | None = None):
-    """Algorithm 1 with ``cfg`` (its variant applied once, by :func:`build_config`)."""
+    """Algorithm 1 with ``cfg`` (its variant applied once, by :func:`build_config`). The
+    kit's own run folder, named after the settings and the data, is started over when its
+    run was computed on data that are gone (a world regenerated in place); a folder the user
+    named (``--out``) is never started over unasked."""
     from . import pipeline
 
     return pipeline.run_adaptation(cfg, model, target, run_dir, device=cfg.device,
                                    progress=_progress(args), fresh=fresh, log=print,
-                                   stop_after=stop_after)
+                                   stop_after=stop_after,
+                                   restart_on_other_data=args.out is None)
 
 
-def _check_output(cfg: Config, args: argparse.Namespace) -> None:
+def _check_output(cfg: Config, args: argparse.Namespace, done: Path | None = None) -> None:
     """Refuse, before minutes of training, an output folder (``--out``, else ``--runs``)
     the results could not be written to: a file, read-only, or too little free space for
-    two checkpoints (the committed one and the next iteration's). Under torchrun rank 0
-    looks, and every rank stops with its one line."""
+    two checkpoints (the committed one and the next iteration's). ``done``: a file whose
+    presence says the results may already be there (a read-only shared folder is then read
+    without writing, and anything missing is refused with the same one line). Under
+    torchrun rank 0 looks, and every rank stops with its one line."""
     from ..infra.distributed import on_main
 
-    on_main(_check_output_here, cfg, args)
+    on_main(_check_output_here, cfg, args, done)
 
 
-def _check_output_here(cfg: Config, args: argparse.Namespace) -> None:
+def _check_output_here(cfg: Config, args: argparse.Namespace, done: Path | None) -> None:
     """:func:`_check_output` in this process."""
     from ..infra.atomic_files import check_writable
     from ..training.models import checkpoint_bytes
-    from .run_store import HISTORY
 
     folder = args.out if args.out is not None else args.runs
     try:
         check_writable(folder, "output folder",
                        2 * checkpoint_bytes(cfg.arch, cfg.embedding_dim))
     except TCULError:
-        if not (Path(folder) / HISTORY).is_file():
+        if done is None or not done.is_file():
             raise
-        # a run folder that cannot be written to: adapt reads a finished run there
-        # without writing, and refuses anything else with the same one line
 
 
 # ----------------------------------------------------------------------------- commands
@@ -449,7 +454,7 @@ def cmd_source(args: argparse.Namespace) -> int:
     from . import pipeline
 
     cfg = build_config(args)
-    _check_output(cfg, args)
+    _check_output(cfg, args, (args.out or pipeline.source_dir(cfg, args.runs)) / "source.json")
     model, out = _load_source_model(cfg, args, args.out)
     print(f"source model: {out / 'model.pt'}")
     if args.evaluate:
@@ -479,8 +484,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     extra = {} if args.iterations is None else {"n_iter": args.iterations}
     cfg = build_config(args, variant=args.variant, **extra)
-    _check_output(cfg, args)
     run_dir = args.out or pipeline.variant_dir(cfg, args.variant, args.runs)
+    _check_output(cfg, args, Path(run_dir) / HISTORY)
     model, _ = _load_source_model(cfg, args)
     target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
     result = _run_adaptation(cfg, model, target, run_dir, args, args.fresh,
@@ -636,13 +641,47 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- entry point
-def _fail(message: str) -> int:
-    from ..infra.distributed import launch_rank
+RESUME = "run the same command again to resume from the last completed iteration"
+
+
+def _fail(message: str, every_rank: bool = False) -> int:
+    """Print the one line ``error: message`` (under torchrun: rank 0 alone, as every rank
+    fails with the same line, unless ``every_rank``, prefixed with the rank) and return 2."""
+    from ..infra.distributed import launch_rank, launched
     from ..infra.errors import user_message
 
-    if launch_rank() == 0:  # under torchrun every rank fails with the same line: rank 0 says it
-        print(f"error: {' '.join(user_message(str(message)).split())}", file=sys.stderr)
+    line = f"error: {' '.join(user_message(str(message)).split())}"
+    if every_rank and launched():
+        line = f"error: rank {launch_rank()}: {line[len('error: '):]}"
+    if every_rank or launch_rank() == 0:
+        print(line, file=sys.stderr)
+        _torchrun_error_file(line)
     return 2
+
+
+def _torchrun_error_file(line: str) -> None:
+    """Under torchrun, leave ``line`` in the rank's error file, where torchrun's summary of
+    the failed ranks shows it instead of "<N/A>"."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    import time
+
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump({"message": {"message": line, "extraInfo": {
+                "py_callstack": line, "timestamp": str(int(time.time()))}}}, fh)
+    except OSError:
+        pass  # the summary then says <N/A>; the line was printed
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a job's time limit, ``kill``, torchrun stopping the ranks when one ended),
+    handled as Ctrl-C is: every completed iteration is kept, and the command resumes."""
+
+
+def _on_sigterm(_signum: int, _frame: Any) -> None:
+    raise _Terminated()
 
 
 def _tolerant_output() -> None:
@@ -687,19 +726,28 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         return _fail(f"choose a command ({', '.join(_commands(parser))}); "
                      f"see `{PROG} --help`")
+    from ..infra import distributed
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         _join_ranks(args)
         return handler(args)
     except TCULError as exc:
         return _fail(str(exc))
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume where it stopped "
-              "(--fresh starts over)", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        who = f"rank {distributed.launch_rank()} " if distributed.launched() else ""
+        why = ("stopped by SIGTERM (torchrun stops every rank when one ends)"
+               if isinstance(exc, _Terminated) else "interrupted")
+        print(f"{who}{why}: {RESUME} (--fresh starts over)", file=sys.stderr)
         return 130
+    except RuntimeError as exc:
+        reason = distributed.lost_peer(exc)
+        if reason is None:
+            raise
+        return _fail(f"another rank of this torchrun run stopped ({reason}): {RESUME}",
+                     every_rank=True)
     finally:
-        from ..infra.distributed import shutdown
-
-        shutdown()
+        distributed.shutdown()
 
 
 def _commands(parser: argparse.ArgumentParser) -> list[str]:

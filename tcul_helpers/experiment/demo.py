@@ -67,10 +67,12 @@ class _Stages:
 def default_out(cfg: Config, runs: str | Path = "runs") -> Path:
     """Where ``make demo`` writes the report of ``cfg``'s profile, seed and start:
     ``runs/demo`` for the default (classroom, seed 0, the profile's start), else
-    ``runs/demo-<profile>-seed<S>``; the other start adds ``-<start>``."""
+    ``runs/demo-<profile>-seed<S>``; the other start adds ``-<start>``, real data
+    ``-data-<hash>`` (:func:`~tcul_helpers.experiment.pipeline.data_suffix`)."""
     name = "demo" if (cfg.profile, cfg.seed) == ("classroom", 0) else (
         f"demo-{cfg.profile}-seed{cfg.seed}")
-    return Path(runs) / f"{name}{pipeline.start_suffix(cfg)}"
+    suffix = pipeline.data_suffix(cfg, ("source", "target"))
+    return Path(runs) / f"{name}{pipeline.start_suffix(cfg)}{suffix}"
 
 
 def _clear(out: Path, source_dir: Path) -> None:
@@ -263,9 +265,6 @@ def run_demo(
     out = Path(out_dir)
     # f_theta0 and the runs live in runs/<profile>/seed<S>, shared with the CLI and notebooks
     runs_root = Path(runs) if runs is not None else out.parent
-    source_dir = pipeline.source_dir(cfg, runs_root)
-    if fresh:
-        distributed.main_only(_clear, out, source_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device if device is not None else cfg.device)
     stages = _Stages(say)
@@ -280,6 +279,10 @@ def run_demo(
     source, target = stages.run("worlds", worlds, had_worlds and cfg.source == "synthetic")
     for name, ds in (("source", source), ("target", target)):
         say(_describe_world(name, _world_summary(ds)))
+    datasets = {"source": source, "target": target}.__getitem__
+    source_dir = pipeline.source_dir(cfg, runs_root, datasets)
+    if fresh:
+        distributed.main_only(_clear, out, source_dir)
 
     messages: list[str] = []
 
@@ -308,7 +311,8 @@ def run_demo(
     methods: dict[str, dict] = {"baseline": base}
     for variant in VARIANTS:
         run_cfg = pipeline.variant_config(cfg, variant)
-        run_dir = run_dirs[variant] = pipeline.variant_dir(run_cfg, variant, runs_root)
+        run_dir = run_dirs[variant] = pipeline.variant_dir(run_cfg, variant, runs_root,
+                                                           datasets)
         done = (not fresh) and distributed.on_main(run_complete, run_dir, run_cfg, target)
         stages.run(variant, lambda c=run_cfg, d=run_dir: pipeline.run_adaptation(
             c, model, target, d, device=dev, progress=progress, log=say, fresh=fresh,

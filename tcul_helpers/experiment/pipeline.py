@@ -10,12 +10,16 @@ Folder layout (``runs`` is ignored by git)::
     data/generated/<scale>/{source,target}[-seed<S>]   synthetic worlds
     runs/<profile>/seed<S>/source/model.pt             f_theta0 (+ config.json, history.json)
     runs/<profile>/seed<S>/<variant>/                   one adaptation run (runner.py)
+
+On real datasets every folder name ends in ``-data-<hash>`` (:func:`data_suffix`): runs on
+different data never share a folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,25 +98,55 @@ def start_suffix(cfg: Config) -> str:
     return "" if start == start_of(get_config(cfg.profile)) else f"-{start}"
 
 
-def source_dir(cfg: Config, runs: str | Path = "runs") -> Path:
-    """``runs/<profile>/seed<S>/source[-<start>]``: the folder of f_theta0."""
-    return run_root(cfg, runs) / f"source{start_suffix(cfg)}"
+#: Gives the dataset of a preset (``source`` / ``target``) when a caller already holds it.
+Datasets = Callable[[str], ReidDataset]
 
 
-def variant_dir(run_cfg: Config, variant: str, runs: str | Path = "runs") -> Path:
+def data_suffix(cfg: Config, presets: Sequence[str], datasets: Datasets | None = None) -> str:
+    """``""`` when the datasets of ``presets`` are synthetic worlds (their content follows
+    from ``cfg``'s world settings, which the folder names and fingerprints already hold);
+    else ``-data-<hash>``, a short hash of the real datasets' content keys (file names,
+    labels, sizes and modification times), so that runs on different data, or on a folder
+    whose images were replaced, never share a folder. ``datasets`` gives a dataset already
+    read; otherwise it is read from its root (a listing, not the pixels)."""
+    keys = []
+    for preset in presets:
+        name = cfg.source if preset == "source" else cfg.target
+        if name == "synthetic":
+            continue
+        ds = datasets(preset) if datasets is not None else load_dataset(
+            name, cfg.source_root if preset == "source" else cfg.target_root)
+        keys.append(f"{preset}:{ds.content_key()}")
+    if not keys:
+        return ""
+    return "-data-" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:8]
+
+
+def source_dir(cfg: Config, runs: str | Path = "runs", datasets: Datasets | None = None
+               ) -> Path:
+    """``runs/<profile>/seed<S>/source[-<start>][-data-<hash>]``: the folder of f_theta0
+    (the hash of the source dataset, :func:`data_suffix`)."""
+    suffix = data_suffix(cfg, ("source",), datasets)
+    return run_root(cfg, runs) / f"source{start_suffix(cfg)}{suffix}"
+
+
+def variant_dir(run_cfg: Config, variant: str, runs: str | Path = "runs",
+                datasets: Datasets | None = None) -> Path:
     """The folder of one adaptation run of ``variant`` with the settings ``run_cfg`` (the
     variant's own settings applied, as :func:`variant_config` gives them):
     ``runs/<profile>/seed<S>/<variant>`` with the profile's settings, where the demo,
     ``python -m tcul_helpers adapt`` and the notebooks share it; a variant setting changed
     by hand adds ``-<setting>-<value>`` (``tcul-selection-none``), and any other change a
-    ``-<settings hash>``, so that such a run never meets the default one."""
+    ``-<settings hash>``, so that such a run never meets the default one; real data add
+    ``-data-<hash>`` (:func:`data_suffix`)."""
     own = VARIANTS[variant]
     parts = [variant] + [f"{k}-{getattr(run_cfg, k)}".lower() for k, v in own.items()
                          if getattr(run_cfg, k) != v]
     default = variant_config(get_config(run_cfg.profile, seed=run_cfg.seed), variant)
     if fingerprint(run_cfg.replace(**own)) != fingerprint(default):
         parts.append(fingerprint(run_cfg)[:8])
-    return run_root(run_cfg, runs) / "-".join(parts)
+    suffix = data_suffix(run_cfg, ("source", "target"), datasets)
+    return run_root(run_cfg, runs) / ("-".join(parts) + suffix)
 
 
 #: How long a second process waits for the one training the same source model (seconds).
@@ -135,13 +169,24 @@ def ensure_source_model(
     ckpt = out / "model.pt"
     device = resolve_device(device if device is not None else cfg.device)
     want = {**source_settings(cfg), "data": source.content_key()}
+
+    def stored() -> ReidNet | None:  # on every rank: rank 0 reads the folder, the rest follow
+        model = distributed.main_only(_stored_source_model, out, want, cfg, device, log)
+        if not distributed.on_main(lambda: model is not None):
+            return None
+        return model if model is not None else load_checkpoint(ckpt, arch=cfg.arch,
+                                                               device=device)[0]
+
+    # a stored model is read without the lock (a read-only shared folder needs no write)
+    model = stored()
+    if model is not None:
+        return model
     # one trainer per folder: a second process waits, then reuses what the first trained
     with distributed.main_context(lambda: folder_lock(out, "source-model folder",
                                                       wait=SOURCE_LOCK_WAIT, log=log)):
-        model = distributed.main_only(_stored_source_model, out, want, cfg, device, log)
-        if distributed.on_main(lambda: model is not None):
-            return model if model is not None else load_checkpoint(ckpt, arch=cfg.arch,
-                                                                   device=device)[0]
+        model = stored()
+        if model is not None:
+            return model
         t0 = time.perf_counter()
         model, hist = train_source(source.train, cfg, device, progress=progress)
         distributed.main_only(_save_source_model, out, model, want, hist, cfg,
@@ -157,19 +202,27 @@ def _stored_source_model(out: Path, want: dict, cfg: Config, device: Any,
     ckpt, meta_path = out / "model.pt", out / "source.json"
     if not (ckpt.exists() and meta_path.exists()):
         return None
-    if (read_json_cache(meta_path) or {}).get("settings") != want:
+    if not _same_source(read_json_cache(meta_path) or {}, want):
         return None
     model, meta = load_checkpoint(ckpt, arch=cfg.arch, device=device)
     # the checkpoint's own record must agree too: source.json is written after model.pt,
     # so a kill between them leaves a new model.pt beside an old source.json (or a model.pt
     # copied in by hand)
-    if meta.get("settings") == want:
+    if _same_source(meta, want):
         if log:
             log(f"reusing the source model {ckpt}")
         return model
     if log:
         log(f"{ckpt} was trained with other settings than {meta_path} says: training it again")
     return None
+
+
+def _same_source(record: dict, want: dict) -> bool:
+    """Whether a stored model's record names the settings and data ``want`` (a record of an
+    older kit also names the source root, which the data's content key now stands for)."""
+    settings = record.get("settings")
+    return isinstance(settings, dict) and {
+        k: v for k, v in settings.items() if k != "source_root"} == want
 
 
 def _save_source_model(out: Path, model: ReidNet, want: dict, hist: dict, cfg: Config,

@@ -86,13 +86,14 @@ class RunStore:
                 have, want = deciding_settings(old), deciding_settings(cfg)
                 diff = sorted(k for k in want.keys() | have.keys() if have.get(k) != want.get(k))
                 raise TCULError(
-                    f"{run_dir} holds a run with other settings ({', '.join(diff)}): use another "
-                    "output folder or start over (--fresh)"
+                    f"{run_dir} holds a run with other settings ({', '.join(diff)}): choose "
+                    "another output folder (--out DIR), which keeps that run"
                 )
             if self.data.get("data_key") != data_key:
                 raise TCULError(
-                    f"{run_dir} holds a run on other data (the target dataset or world has "
-                    "changed since): use another output folder or start over (--fresh)"
+                    f"{run_dir} holds a run on other data (another dataset, or its files "
+                    "have changed since): choose another output folder (--out DIR), which "
+                    "keeps that run"
                 )
         else:
             self.data = {"status": "new", "baseline": {}, "iterations": []}
@@ -244,7 +245,7 @@ def read_history(path: str | Path) -> dict:
     dict) and ``iterations`` (records numbered 1, 2, ...). TCULError naming the file and
     the fix (``--fresh``) when it is unreadable, not UTF-8 JSON, or of another shape."""
     path = Path(path)
-    fix = "delete it, or start the run over (--fresh)"
+    fix = "start the run over (--fresh)"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

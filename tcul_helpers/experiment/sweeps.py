@@ -274,8 +274,10 @@ def visit_order(values: Iterable[float], true_value: float | None = None) -> lis
 
 def default_dir(cfg: Config, runs: str | Path = "runs") -> Path:
     """Where the sweeps of ``cfg``'s profile, seed and start are cached:
-    ``runs/<profile>/seed<S>/sweeps[-<start>]`` (beside that seed's source model)."""
-    return pipeline.run_root(cfg, runs) / f"sweeps{pipeline.start_suffix(cfg)}"
+    ``runs/<profile>/seed<S>/sweeps[-<start>][-data-<hash>]`` (beside that seed's source
+    model; the hash names real data, :func:`~tcul_helpers.experiment.pipeline.data_suffix`)."""
+    suffix = pipeline.data_suffix(cfg, ("source", "target"))
+    return pipeline.run_root(cfg, runs) / f"sweeps{pipeline.start_suffix(cfg)}{suffix}"
 
 
 def load_sweeps(out_dir: str | Path, cfg: Config | None = None) -> dict[str, list[dict]]:

@@ -108,9 +108,30 @@ def init_from_env(device: str = "auto") -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group (end of a torchrun command); a no-op without one."""
-    if world_size() > 1:
+    """Leave the process group (end of a torchrun command); a no-op without one, or when a
+    rank was lost (:func:`lost_peer`: leaving a broken group can block or abort)."""
+    if world_size() > 1 and not _broken:
         dist.destroy_process_group()
+
+
+#: What a collective says when another rank's process is gone (gloo, NCCL, the store).
+_PEER_GONE = ("connection closed by peer", "connection reset by peer", "broken pipe",
+              "communicator was aborted", "timed out", "timeout", "connection refused")
+_broken = False  # set by lost_peer: the group lost a rank and cannot be left cleanly
+
+
+def lost_peer(exc: BaseException) -> str | None:
+    """Under torchrun: a short reason when ``exc`` says that another rank of this run is gone
+    (a collective failed on a closed connection or timed out), else None."""
+    global _broken
+    if not launched() or not isinstance(exc, RuntimeError):
+        return None
+    text = " ".join(str(exc).split())
+    found = next((s for s in _PEER_GONE if s in text.lower()), None)
+    if found is None and not isinstance(exc, getattr(dist, "DistError", ())):
+        return None
+    _broken = True
+    return found or type(exc).__name__
 
 
 def _comm_device() -> torch.device:

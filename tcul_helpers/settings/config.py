@@ -202,12 +202,6 @@ class Config:
                  for k in ("source_root", "target_root")}
         return self.replace(**roots)
 
-    def identity(self) -> dict:
-        """:meth:`to_dict` with absolute data roots: what decides a cached stage's numbers,
-        whatever folder a command was started from (``data/...`` typed in the repository
-        and ``/home/me/kit/data/...`` from a notebook are the same world)."""
-        return self.absolute_roots().to_dict()
-
     def save(self, path: str | Path) -> None:
         """Write the full resolved configuration as JSON."""
         write_json(path, self.to_dict(), indent=2, sort_keys=True)
@@ -494,8 +488,10 @@ def is_source_setting(name: str) -> bool:
 
 
 def source_settings(cfg: Config) -> dict:
-    """The settings that decide f_theta0 (declared with ``source=True``), data roots made
-    absolute: a source model is reused only when all of them agree."""
-    d = cfg.identity()
+    """The settings that decide f_theta0 (declared with ``source=True``) but for the data
+    root, whose dataset's content key stands for it (a home moved or mounted elsewhere
+    keeps its models): a source model is reused only when all of them agree."""
+    d, decides = cfg.to_dict(), _declared("decides")
     return {k: d[k] for k, is_source in _declared("source").items()
-            if is_source and not (k in _ADDED_LATER and d[k] == _ADDED_LATER[k])}
+            if is_source and decides[k] != "data"
+            and not (k in _ADDED_LATER and d[k] == _ADDED_LATER[k])}

@@ -8,7 +8,8 @@ from disk afterwards, so the notebooks can be opened in any order::
     lab.cfg                 the resolved configuration (paths made absolute)
     lab.source, lab.target  the datasets (synthetic worlds generated once)
     lab.source_model()      f_theta0 (trained once, cached under runs/)
-    lab.run("tcul")         Algorithm 1 for a variant (cached under runs/)
+    lab.run("tcul")         Algorithm 1 for a variant (cached under runs/; fresh=True
+                            starts it over)
     lab.start_model(), lab.finetuner(model, t)   step (d) of iteration t, as the kit's run
                             does it, for a loop written in a notebook
     lab.features(model)     L2-normalised target-train features of a model
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..data.records import camids_of, frames_of, pids_of
 from ..settings.config import Config, get_config
+from .notebook_advice import in_notebook_terms
 
 HOME_ENV = "TCUL_HOME"
 
@@ -90,7 +92,11 @@ class LabSession:
         """The folder of f_theta0 (:func:`tcul_helpers.experiment.pipeline.source_dir`)."""
         from ..experiment.pipeline import source_dir
 
-        return source_dir(self.cfg, self.runs_dir)
+        return source_dir(self.cfg, self.runs_dir, self._dataset)
+
+    def _dataset(self, preset: str):
+        """The ``source`` or ``target`` dataset of this session (read once)."""
+        return self.source if preset == "source" else self.target
 
     def run_dir(self, variant: str, **overrides: Any) -> Path:
         """The folder of one variant's run with ``overrides``
@@ -98,7 +104,7 @@ class LabSession:
         from ..experiment.pipeline import variant_config, variant_dir
 
         return variant_dir(variant_config(self.cfg, variant, **overrides), variant,
-                           self.runs_dir)
+                           self.runs_dir, self._dataset)
 
     def __repr__(self) -> str:
         return (f"LabSession(profile={self.cfg.profile!r}, seed={self.cfg.seed}, "
@@ -106,6 +112,7 @@ class LabSession:
 
     # ---------------------------------------------------------------- data
     @property
+    @in_notebook_terms
     def source(self):
         """The labelled source dataset S (generated on first use)."""
         if self._source is None:
@@ -115,6 +122,7 @@ class LabSession:
         return self._source
 
     @property
+    @in_notebook_terms
     def target(self):
         """The unlabelled target dataset T (generated on first use)."""
         if self._target is None:
@@ -139,6 +147,7 @@ class LabSession:
         return frames_of(self.target.train)
 
     # ---------------------------------------------------------------- models
+    @in_notebook_terms
     def source_model(self):
         """f_theta0: trained on the source set once, then loaded from ``runs/``."""
         if self._source_model is None:
@@ -149,6 +158,7 @@ class LabSession:
                 log=print if self.progress else None)
         return self._source_model
 
+    @in_notebook_terms
     def source_history(self) -> dict:
         """What training f_theta0 recorded per epoch (``epoch``, ``loss``, ``ce``,
         ``triplet``, ``accuracy``, ...); the model is trained first if it is not on disk."""
@@ -158,12 +168,14 @@ class LabSession:
         data = read_json_cache(self.source_dir / "source.json") or {}
         return dict(data.get("history") or {})
 
+    @in_notebook_terms
     def start_model(self):
         """A copy of f_theta0 without its classifier: where Algorithm 1's fine-tuning starts."""
         import copy
 
         return copy.deepcopy(self.source_model()).drop_classifier()
 
+    @in_notebook_terms
     def finetuner(self, model, iteration: int, triplet_loss=None):
         """Step (d) of iteration ``iteration`` of Algorithm 1, as the kit's run does it:
         ``finetune(index, pseudo_labels)`` fine-tunes ``model`` in place on the target
@@ -198,6 +210,7 @@ class LabSession:
             return prepare_features(z, cfg.l2_normalize)
         return finetune_then_extract
 
+    @in_notebook_terms
     def features(self, model=None, records=None) -> np.ndarray:
         """Features of ``records`` (default: target train) under ``model`` (default: the
         source model), prepared as the algorithm does (L2-normalised for TCUL / SUL)."""
@@ -217,21 +230,24 @@ class LabSession:
         return z
 
     # ---------------------------------------------------------------- runs
-    def run(self, variant: str = "tcul", **overrides: Any):
+    @in_notebook_terms
+    def run(self, variant: str = "tcul", fresh: bool = False, **overrides: Any):
         """Algorithm 1 for ``variant`` (``tcul`` / ``sul`` / ``pul``): an
         :class:`~tcul_helpers.experiment.runner.AdaptResult` (``.history``, ``.baseline``,
-        ``.centers``, ``.model``, ``.run_dir``). Computed once, then resumed from ``runs/``.
-        ``overrides`` change settings; such a run lives in its own folder."""
+        ``.centers``, ``.model``, ``.run_dir``). Computed once, then resumed from ``runs/``;
+        ``fresh=True`` starts it over. ``overrides`` change settings; such a run lives in
+        its own folder."""
         from ..experiment.pipeline import run_adaptation, variant_config
 
         key = variant + "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
-        if key not in self._runs:
+        if fresh or key not in self._runs:
             self._runs[key] = run_adaptation(
                 variant_config(self.cfg, variant, **overrides), self.source_model(), self.target,
-                self.run_dir(variant, **overrides), restart_on_other_data=True,
+                self.run_dir(variant, **overrides), restart_on_other_data=True, fresh=fresh,
                 progress=self.progress, log=print if self.progress else None)
         return self._runs[key]
 
+    @in_notebook_terms
     def history(self, variant: str = "tcul") -> dict:
         """``history.json`` of a variant's run (the run is computed if missing)."""
         from ..experiment.run_store import load_history
@@ -239,6 +255,7 @@ class LabSession:
         self.run(variant)
         return load_history(self.run_dir(variant))
 
+    @in_notebook_terms
     def cached_history(self, variant: str = "tcul") -> dict | None:
         """``history.json`` of a *finished* run of ``variant`` in ``runs/``, or ``None`` when
         there is none (nothing is computed: e.g. to gather the seeds a class already ran)."""
@@ -250,6 +267,7 @@ class LabSession:
         history = load_history(path)
         return history if history.get("status") == "complete" else None
 
+    @in_notebook_terms
     def trace(self, variant: str = "tcul") -> dict[str, np.ndarray]:
         """``trace.npz`` of a variant's run: ``labels_t``, ``kept_t``, ``centers_t``."""
         from ..experiment.run_store import load_trace
@@ -257,6 +275,7 @@ class LabSession:
         self.run(variant)
         return load_trace(self.run_dir(variant))
 
+    @in_notebook_terms
     def initial_clustering(self) -> dict[str, np.ndarray]:
         """The state at the start of iteration 1: source features, k-means centres (step 2)
         and the Eq. 1-2 labels, as :func:`tcul_helpers.experiment.runner.adapt` computes them."""

@@ -142,6 +142,25 @@ def _summary(root: Path, manifest: dict, seconds: float, reused: bool) -> dict:
     }
 
 
+def _manifest_counts(manifest: dict) -> dict | None:
+    """Images per split that a manifest records (None when it records none)."""
+    try:
+        return {s: int(manifest["counts"][s]["images"]) for s in SPLIT_DIRS}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _finished_world(root: Path, request: dict) -> dict | None:
+    """The manifest of the complete world of ``request`` in ``root`` (its manifest, written
+    last, matches and every image it counts is there), else None; reads, never writes."""
+    if not root.is_dir() or (root / MARKER).exists():
+        return None
+    manifest = _read_manifest(root)
+    if manifest is None or manifest.get("request") != request:
+        return None
+    return manifest if _count_images(root) == _manifest_counts(manifest) else None
+
+
 def _prepare_root(root: Path, request: dict, overwrite: bool, replace: bool = False) -> dict | None:
     """Return the manifest of a reusable world, or None once ``root`` is ready to fill."""
     if root.exists() and not root.is_dir():
@@ -151,17 +170,13 @@ def _prepare_root(root: Path, request: dict, overwrite: bool, replace: bool = Fa
     manifest = _read_manifest(root)
     if manifest is not None and not (root / MARKER).exists():
         if manifest.get("request") == request and not overwrite:
-            try:
-                want = {s: int(manifest["counts"][s]["images"]) for s in SPLIT_DIRS}
-            except (KeyError, TypeError, ValueError):
-                want = None
-            have = _count_images(root)
-            if have == want:
+            if _finished_world(root, request) is not None:
                 return manifest
             if not replace:
+                want = _manifest_counts(manifest)
                 raise TCULError(
-                    f"the world in {root} is damaged ({have} images, its manifest says "
-                    f"{want}): {REGENERATE}"
+                    f"the world in {root} is damaged ({_count_images(root)} images, its "
+                    f"manifest says {want}): {REGENERATE}"
                 )
         if not (overwrite or replace):
             r = manifest.get("request", {})
@@ -416,6 +431,10 @@ def make_world(
     root = Path(root).expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise TCULError(f"world root {root} is a file: choose a folder path")
+    if not overwrite:  # a finished world is read without writing (a read-only shared folder)
+        finished = _finished_world(root, request)
+        if finished is not None:
+            return _summary(root, finished, time.perf_counter() - t0, reused=True)
     # one writer per world: a second process waits for the first, then reuses its world
     # (the lock file sits beside the root, which must stay empty for a new world)
     with folder_lock(root, "world", wait=WORLD_LOCK_WAIT,
