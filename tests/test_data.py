@@ -56,7 +56,6 @@ MARKET = {
         "0002_c1s3_000050_01.jpg",
         "0005_c1s1_000460_01.png",
         "0007_c2s1_000010_01.jpg",
-        "-1_c1s1_000001_01.jpg",  # junk: dropped wherever it is
         "Thumbs.db",  # shipped with Market: ignored
     ],
     "query": [
@@ -65,7 +64,7 @@ MARKET = {
     ],
     "bounding_box_test": [
         "0000_c1s1_000005_01.jpg",  # distractor: kept
-        "-1_c2s1_000006_01.jpg",  # junk: dropped
+        "-1_c2s1_000006_01.jpg",  # junk: dropped (both belong only in the gallery)
         "0003_c2s1_001010_02.jpg",
         "0003_c1s2_000200_01.jpg",
         "0004_c1s3_000030_01.jpg",
@@ -228,6 +227,89 @@ def test_market_bad_sequence_or_frame_in_folder(tmp_path, bad, expected):
     splits["query"].append(bad)
     with pytest.raises(TCULError, match=expected):
         load_dataset("market1501", make_folders(tmp_path / "m", splits))
+
+
+# ------------------------------------------------------ names against the dataset's facts
+@pytest.mark.parametrize(
+    "name,folder,bad,needles",
+    [
+        ("market1501", "bounding_box_train", "0002_c0s1_000451_03.jpg",
+         ["names camera c0, but Market-1501 has cameras c1-c6", "rename or remove it",
+          "read as dataset synthetic"]),
+        ("market1501", "query", "0003_c9s1_000100_00.jpg",
+         ["names camera c9, but Market-1501 has cameras c1-c6", "misnamed"]),
+        ("market1501", "bounding_box_test", "0003_c7s1_000100_00.jpg",
+         ["names camera c7, but Market-1501 has cameras c1-c6"]),
+        ("dukemtmc", "bounding_box_test", "0005_c9_f0000100.jpg",
+         ["names camera c9, but DukeMTMC-reID has cameras c1-c8", "rename or remove it"]),
+        ("dukemtmc", "query", "0005_c0_f0000100.jpg", ["names camera c0, but DukeMTMC-reID"]),
+        ("market1501", "query", "0000_c1s1_000100_00.jpg",
+         ["names pid 0000, a distractor, but Market-1501 has distractors only in its gallery "
+          "folder bounding_box_test, none in query", "move it to bounding_box_test"]),
+        ("market1501", "bounding_box_train", "0000_c1s1_000100_00.jpg",
+         ["pid 0000, a distractor", "none in bounding_box_train"]),
+        ("market1501", "bounding_box_train", "-1_c1s1_000001_01.jpg",
+         ["names pid -1, a junk box, but Market-1501 has junk boxes only in its gallery "
+          "folder bounding_box_test, none in bounding_box_train"]),
+        ("dukemtmc", "query", "-1_c2_f0000100.jpg",
+         ["pid -1, a junk box, but DukeMTMC-reID has junk boxes only", "none in query"]),
+        ("market1501", "bounding_box_test", "-2_c1s1_000001_01.jpg",
+         ["names pid -2, but a pid in Market-1501 is 0001 and up"]),
+    ],
+)
+def test_a_name_against_its_datasets_facts_is_one_line(tmp_path, name, folder, bad, needles):
+    splits = MARKET if name == "market1501" else DUKE
+    splits = {f: list(splits[f]) + ([bad] if f == folder else []) for f in FOLDERS}
+    root = make_folders(tmp_path / "d", splits)
+    with pytest.raises(TCULError) as err:
+        load_dataset(name, root)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(str(root.resolve() / folder / bad) + " names ")
+    for needle in needles:
+        assert needle in msg, msg
+
+
+def test_names_within_the_facts_are_read(tmp_path):
+    """Every camera of each dataset's range, and distractors and junk in the gallery."""
+    market = {f: list(MARKET[f]) for f in FOLDERS}
+    market["query"] += [f"0008_c{c}s1_000100_00.jpg" for c in range(1, 7)]
+    ds = load_dataset("market1501", make_folders(tmp_path / "m", market))
+    assert {r.camid for r in ds.query} == set(range(1, 7))
+    assert [r.pid for r in ds.gallery if r.pid <= 0] == [0]  # the junk box is dropped
+    duke = {f: list(DUKE[f]) for f in FOLDERS}
+    duke["query"] += [f"0009_c{c}_f0000100.jpg" for c in range(1, 9)]
+    duke["bounding_box_test"] += ["0000_c3_f0000007.jpg"]
+    ds = load_dataset("dukemtmc", make_folders(tmp_path / "d", duke))
+    assert {r.camid for r in ds.query} == set(range(1, 9))
+    assert [r.pid for r in ds.gallery if r.pid <= 0] == [0]
+
+
+def test_a_synthetic_worlds_cameras_come_from_its_manifest(market):
+    """MARKET's names use cameras c1-c3: a world of 3 cameras reads them, one of 2 does not,
+    and a manifest without the number checks no camera."""
+    (market / "manifest.json").write_text(json.dumps({"knobs": {"n_cameras": 3}}))
+    assert len(load_dataset("synthetic", market).query) == 2
+    (market / "manifest.json").write_text(json.dumps({"knobs": {"n_cameras": 2}}))
+    with pytest.raises(TCULError) as err:
+        load_dataset("synthetic", market)
+    msg = str(err.value)
+    assert "0004_c3s2_000020_00.jpg names camera c3, but this synthetic world has cameras " \
+        "c1-c2" in msg and "world --overwrite" in msg
+    (market / "manifest.json").write_text(json.dumps({"seed": 3}))
+    assert len(load_dataset("synthetic", market).query) == 2
+
+
+def test_a_world_of_nine_cameras_reads_as_synthetic_not_as_market(tmp_path):
+    from tcul_helpers.data.synthetic import make_world
+
+    root = tmp_path / "w"
+    make_world(root, "target", seed=0, scale="smoke", n_cameras=9, progress=False)
+    ds = load_dataset("synthetic", root)
+    assert {r.camid for r in ds.train + ds.query + ds.gallery} == set(range(1, 10))
+    # the world's distractors and junk are only in its gallery
+    assert min(r.raw_pid for r in ds.train + ds.query) >= 1
+    with pytest.raises(TCULError, match="but Market-1501 has cameras c1-c6.*dataset synthetic"):
+        load_dataset("market1501", root)
 
 
 # ---------------------------------------------------------------------- DukeMTMC-reID

@@ -6,13 +6,16 @@
 * The command line under ``torchrun --nproc_per_node 2`` (smoke profile): ``adapt`` runs,
   writes one consistent run folder, resumes, and its iteration-1 pseudo-labels equal a
   single-process run's from the same f_theta0 (the extraction and the clustering are the
-  same computation); a bad batch size stops every rank with one line.
+  same computation); a bad batch size stops every rank with one line; a rank killed in the
+  middle of a run leaves the other with one line saying that the same command resumes, and
+  it does.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -192,3 +195,53 @@ def test_torchrun_refuses_a_one_process_command():
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1  # rank 0 says it, once
     assert lines[0].startswith("error: sweep runs in one process: start it without torchrun")
+
+
+def _rank_pids(marker: str) -> dict[int, int]:
+    """{rank: pid} of the torchrun workers whose command line holds ``marker``."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+            if marker.encode() not in (proc / "cmdline").read_bytes():
+                continue
+        except OSError:
+            continue
+        ranks = [e[5:] for e in env if e.startswith(b"RANK=")]
+        if ranks and any(e.startswith(b"TORCHELASTIC_RUN_ID=") for e in env):
+            found[int(ranks[0])] = int(proc.name)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux)")
+def test_a_killed_rank_leaves_one_line_and_the_same_command_resumes(runs: Path, single: Path):
+    out = runs / "killed"
+    args = ["adapt", "--runs", str(runs), "--out", str(out), "--iterations", "40"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([*launcher, "-m", "tcul_helpers", *args, "--profile", "smoke",
+                             "--device", "cpu", "--quiet"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = False
+    for line in proc.stdout:  # rank 0 prints one line per completed iteration
+        if line.startswith("iteration 1/"):
+            os.kill(_rank_pids(str(out))[1], signal.SIGKILL)
+            killed = True
+            break
+    _rest, err = proc.communicate(timeout=300)
+    assert killed and proc.returncode != 0, err[-2000:]
+    said = [ln for ln in err.splitlines() if "rank 0" in ln and "same command" in ln
+            and not ln.startswith(" ")]
+    assert len(said) == 1, err[-3000:]
+    assert said[0].startswith(("error: rank 0: another rank of this torchrun run stopped",
+                               "rank 0 stopped by SIGTERM")), said
+    assert f'File "{REPO / "tcul_helpers"}' not in err  # no traceback through the kit
+    done = len(json.loads((out / "history.json").read_text())["iterations"])
+    assert 1 <= done < 40
+    again = _cli(*args, nproc=2)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming {out} after iteration {done}" in again.stdout
+    assert json.loads((out / "history.json").read_text())["status"] == "complete"

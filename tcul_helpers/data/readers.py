@@ -13,6 +13,10 @@ Frame ids (``fid(x)`` of Eq. 3) must only be compared inside one temporal stream
   apart: far beyond any lambda_fr). Within one sequence, frame differences are the raw
   ones; the raw sequence and frame stay on the record for display.
 * MSMT17: no usable frame ids (``frame=None``); it serves as a source set only.
+
+Market and Duke names are checked against their dataset's facts (:data:`MARKET_FACTS`,
+:data:`DUKE_FACTS`): the camera range, and distractors (pid 0) and junk (pid -1) only in the
+gallery folder; a synthetic world's cameras come from its manifest.
 """
 
 from __future__ import annotations
@@ -48,6 +52,28 @@ _MSMT_LAYOUT = (
     "expected {root}/list_train.txt, {root}/list_query.txt, {root}/list_gallery.txt "
     "(lines 'path pid') and the image folders they name, e.g. {root}/train (see data/README.md)"
 )
+
+#: The one folder where distractors (pid 0) and junk (pid -1) belong.
+GALLERY_FOLDER = "bounding_box_test"
+
+
+@dataclasses.dataclass(frozen=True)
+class NameFacts:
+    """What the file names of a folder dataset may say.
+
+    ``dataset``: its name in messages; ``cameras``: the number of cameras, named c1..cN
+    (``None``: not checked); ``camera_fix``: added to the fix of a camera out of range.
+    """
+
+    dataset: str
+    cameras: int | None
+    camera_fix: str = ""
+
+
+MARKET_FACTS = NameFacts(
+    "Market-1501", 6, "; a synthetic world with more cameras is read as dataset synthetic"
+)
+DUKE_FACTS = NameFacts("DukeMTMC-reID", 8)
 
 
 def market_frame(sequence: int, raw_frame: int) -> int:
@@ -116,20 +142,48 @@ def _relabel(records: list[ImageRecord]) -> list[ImageRecord]:
     return [dataclasses.replace(r, pid=mapping[r.raw_pid]) for r in records]
 
 
-def _read_market_split(folder: Path, root: Path, relabel: bool) -> list[ImageRecord]:
+def check_name_facts(path: Path, pid: int, camid: int, facts: NameFacts) -> None:
+    """TCULError when the pid or camera of image ``path`` contradicts ``facts``, or when a
+    distractor (pid 0) or junk box (pid -1) lies outside the gallery folder."""
+    if facts.cameras is not None and not 1 <= camid <= facts.cameras:
+        raise TCULError(
+            f"{path} names camera c{camid}, but {facts.dataset} has cameras c1-c{facts.cameras}: "
+            f"the file is misnamed or comes from another dataset (rename or remove it"
+            f"{facts.camera_fix})"
+        )
+    if pid < -1:
+        raise TCULError(
+            f"{path} names pid {pid}, but a pid in {facts.dataset} is 0001 and up, 0000 "
+            "(distractor) or -1 (junk): the file is misnamed (rename or remove it)"
+        )
+    folder = path.parent.name
+    if pid in (0, -1) and folder != GALLERY_FOLDER:
+        kind, kinds = ("distractor", "distractors") if pid == 0 else ("junk box", "junk boxes")
+        raise TCULError(
+            f"{path} names pid {'0000' if pid == 0 else '-1'}, a {kind}, but {facts.dataset} "
+            f"has {kinds} only in its gallery folder {GALLERY_FOLDER}, none in {folder}: the "
+            f"file is misplaced or misnamed (move it to {GALLERY_FOLDER}, rename or remove it)"
+        )
+
+
+def _read_market_split(folder: Path, root: Path, relabel: bool,
+                       facts: NameFacts) -> list[ImageRecord]:
     records = []
     for path in _image_files(folder, _MARKET_LAYOUT, root):
         pid, cam, seq, raw = parse_market_name(str(path))
+        check_name_facts(path, pid, cam, facts)
         if pid == -1:
-            continue  # junk boxes: never used for training or evaluation
+            continue  # junk boxes (gallery only): never used for training or evaluation
         records.append(ImageRecord(str(path), pid, cam, market_frame(seq, raw), pid, seq, raw))
     return _relabel(records) if relabel else records
 
 
-def _read_duke_split(folder: Path, root: Path, relabel: bool) -> list[ImageRecord]:
+def _read_duke_split(folder: Path, root: Path, relabel: bool,
+                     facts: NameFacts) -> list[ImageRecord]:
     records = []
     for path in _image_files(folder, _DUKE_LAYOUT, root):
         pid, cam, frame = parse_duke_name(str(path))
+        check_name_facts(path, pid, cam, facts)
         if pid == -1:
             continue
         records.append(ImageRecord(str(path), pid, cam, frame, pid, None, frame))
@@ -143,25 +197,30 @@ def _check_root(root: Path, layout: str) -> None:
         raise TCULError(f"dataset root {root} is not a folder: " + layout.format(root=root))
 
 
-def _folder_split_reader(
-    read_split: Callable[[Path, Path, bool], list[ImageRecord]], layout: str, name: str
-) -> Callable[[Path], ReidDataset]:
-    def read(root: Path) -> ReidDataset:
-        _check_root(root, layout)
-        # Some copies of Market-1501 unpack into a nested folder of the same name.
-        nested = root / "Market-1501-v15.09.15"
-        if not (root / "bounding_box_train").exists() and nested.is_dir():
-            root = nested
-        train = read_split(root / "bounding_box_train", root, True)
-        query = read_split(root / "query", root, False)
-        gallery = read_split(root / "bounding_box_test", root, False)
-        return ReidDataset(name, str(root), train, query, gallery)
+def _read_folders(
+    root: Path,
+    read_split: Callable[[Path, Path, bool, NameFacts], list[ImageRecord]],
+    layout: str,
+    name: str,
+    facts: NameFacts,
+) -> ReidDataset:
+    _check_root(root, layout)
+    # Some copies of Market-1501 unpack into a nested folder of the same name.
+    nested = root / "Market-1501-v15.09.15"
+    if not (root / "bounding_box_train").exists() and nested.is_dir():
+        root = nested
+    train = read_split(root / "bounding_box_train", root, True, facts)
+    query = read_split(root / "query", root, False, facts)
+    gallery = read_split(root / GALLERY_FOLDER, root, False, facts)
+    return ReidDataset(name, str(root), train, query, gallery)
 
-    return read
+
+def _read_market(root: Path, facts: NameFacts = MARKET_FACTS) -> ReidDataset:
+    return _read_folders(root, _read_market_split, _MARKET_LAYOUT, "market1501", facts)
 
 
-_read_market = _folder_split_reader(_read_market_split, _MARKET_LAYOUT, "market1501")
-_read_duke = _folder_split_reader(_read_duke_split, _DUKE_LAYOUT, "dukemtmc")
+def _read_duke(root: Path) -> ReidDataset:
+    return _read_folders(root, _read_duke_split, _DUKE_LAYOUT, "dukemtmc", DUKE_FACTS)
 
 
 def _read_msmt_list(root: Path, list_name: str, relabel: bool) -> list[ImageRecord]:
@@ -225,13 +284,27 @@ def _read_synthetic(root: Path) -> ReidDataset:
             f"`python -m tcul_helpers world --preset target --out {root}` or "
             "tcul_helpers.data.synthetic.make_world"
         )
-    ds = _read_market(root)
-    ds.name = "synthetic"
     try:
-        ds.extra["manifest"] = json.loads(manifest.read_text())
+        content = json.loads(manifest.read_text())
     except json.JSONDecodeError as err:
         raise TCULError(f"corrupt {manifest}: {err}; regenerate the world") from None
+    ds = _read_market(root, _synthetic_facts(content))
+    ds.name = "synthetic"
+    ds.extra["manifest"] = content
     return ds
+
+
+def _synthetic_facts(manifest: object) -> NameFacts:
+    """A world's cameras come from its manifest (knobs.n_cameras); without one there, the
+    cameras are not checked."""
+    knobs = manifest.get("knobs") if isinstance(manifest, dict) else None
+    cameras = knobs.get("n_cameras") if isinstance(knobs, dict) else None
+    if isinstance(cameras, bool) or not isinstance(cameras, int) or cameras < 1:
+        cameras = None
+    return NameFacts(
+        "this synthetic world", cameras,
+        ", or regenerate the world with `python -m tcul_helpers world --overwrite`",
+    )
 
 
 _READERS: dict[str, Callable[[Path], ReidDataset]] = {

@@ -29,7 +29,11 @@ def notebook_message(message: str, variant: str = "tcul") -> str:
     message = message.replace("(--fresh)", f"(lab.run({variant!r}, fresh=True))")
 
     def setting(m: re.Match) -> str:
-        value = {"true": "True", "false": "False"}.get(m.group(2), m.group(2))
+        value = m.group(2)
+        if value in ("true", "false"):
+            value = value.title()
+        elif not re.fullmatch(r"-?[\d.e+-]+", value):
+            value = f'"{value}"'
         return f"LabSession(..., {m.group(1)}={value})"
     return re.sub(r"--set (\w+)=([^\s),;]+)", setting, message)
 

@@ -148,13 +148,42 @@ class _WithHead(nn.Module):
         return emb, self.head(emb)
 
 
-def _check_enough(n_images: int, n_ids: int, P: int, M: int, what: str) -> None:
-    if n_ids < 2 or n_images < P * M:
+def _check_enough(n_images: int, n_ids: int, P: int, M: int, what: str, who: str,
+                  m_setting: str, too_few: str) -> None:
+    """TooFewSamplesError unless the images fill one P x M batch of at least 2 identities.
+
+    ``who`` is what needs the images in the message, ``m_setting`` the setting of M, and
+    ``too_few`` the fix when not even the smallest batch (2 identities x 2 images) fills.
+    """
+    if n_ids >= 2 and n_images >= P * M:
+        return
+    found = f"{what}: {n_images} images in {n_ids} identit{'y' if n_ids == 1 else 'ies'}"
+    if n_ids < 2:
         raise TooFewSamplesError(
-            f"{what}: {n_images} images in {n_ids} identities, but one batch needs at least "
-            f"2 identities and {P}x{M}={P * M} images: skip this step or lower "
-            "batch_ids/batch_instances"
-        )
+            f"{found}, but {who} needs at least 2 identities (a triplet needs a positive and a "
+            f"negative): {too_few}")
+    if n_images < 4:
+        raise TooFewSamplesError(
+            f"{found}, but {who} needs at least 4 images (the smallest batch is 2 identities "
+            f"x 2 images): {too_few}")
+    p, m = _smaller_batch(n_images, P, M)
+    switches = f"--set {m_setting}={m}" + (f" --set batch_ids={p}" if p != P else "")
+    # batch_ids also sets the source model's batches: changing it retrains the source model
+    retrain = (" (a new batch_ids also trains the source model again)"
+               if p != P and m_setting == "batch_instances" else "")
+    raise TooFewSamplesError(
+        f"{found}, but one batch of batch_ids x {m_setting} = {P}x{M} needs {P * M} images: lower "
+        f"the batch, e.g. {switches}{retrain}"
+    )
+
+
+def _smaller_batch(n_images: int, P: int, M: int) -> tuple[int, int]:
+    """A P' x M' batch that ``n_images`` (at least 4) fill, from P x M: M lowered first (not
+    below 2), then P."""
+    m = max(2, min(M, n_images // P))
+    if P * m <= n_images:
+        return P, m
+    return n_images // 2, 2  # here 2 * P > n_images, so n_images // 2 < P
 
 
 class _AllEpochs:
@@ -297,7 +326,9 @@ def train_source(
     pids = np.array([r.pid for r in records], dtype=np.int64)
     classes, labels = np.unique(pids, return_inverse=True)
     P, M = cfg.batch_ids, cfg.num_instances_source
-    _check_enough(len(records), len(classes), P, M, "source training")
+    _check_enough(len(records), len(classes), P, M, "source training", "the source dataset",
+                  "num_instances_source",
+                  "use another source dataset (--set source=NAME --set source_root=DIR)")
     seed_everything(seed)
     cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width, cfg.num_workers)
     dataset = ImageDataset(records, build_transforms(cfg, True, normalize=not is_cuda(device)),
@@ -385,7 +416,9 @@ def finetune(
         used_labels = np.unique(used_labels, return_inverse=True)[1].astype(np.int64)
     n_ids = len(np.unique(used_labels))
     P, M = cfg.batch_ids, cfg.batch_instances
-    _check_enough(len(used), n_ids, P, M, "fine-tuning")
+    _check_enough(len(used), n_ids, P, M, "fine-tuning", "fine-tuning", "batch_instances",
+                  "the selection kept too few; a looser one keeps more (a larger "
+                  "--set lambda_fr, a lower --set sim_threshold, or --set singletons=replace)")
     seed_everything(seed)
     if isinstance(model, ReidNet):
         model.drop_classifier()

