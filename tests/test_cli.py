@@ -381,7 +381,8 @@ def test_an_error_raised_in_a_dataloader_worker_reads_as_its_own_line(monkeypatc
 
     from tcul_helpers.infra.errors import TCULError, user_message
 
-    line = "cannot read image /data/x.jpg (UnidentifiedImageError): replace or delete the file"
+    line = ("cannot read image /data/x.jpg (UnidentifiedImageError): replace it with a good "
+            "copy (extract the dataset again), or move it out of the dataset folder")
 
     class Broken(torch.utils.data.Dataset):
         def __len__(self):

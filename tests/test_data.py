@@ -234,14 +234,15 @@ def test_market_bad_sequence_or_frame_in_folder(tmp_path, bad, expected):
     "name,folder,bad,needles",
     [
         ("market1501", "bounding_box_train", "0002_c0s1_000451_03.jpg",
-         ["names camera c0, but Market-1501 has cameras c1-c6", "rename or remove it",
+         ["names camera c0, but Market-1501 has cameras c1-c6", "move it out of the dataset folder",
           "read as dataset synthetic"]),
         ("market1501", "query", "0003_c9s1_000100_00.jpg",
          ["names camera c9, but Market-1501 has cameras c1-c6", "misnamed"]),
         ("market1501", "bounding_box_test", "0003_c7s1_000100_00.jpg",
          ["names camera c7, but Market-1501 has cameras c1-c6"]),
         ("dukemtmc", "bounding_box_test", "0005_c9_f0000100.jpg",
-         ["names camera c9, but DukeMTMC-reID has cameras c1-c8", "rename or remove it"]),
+         ["names camera c9, but DukeMTMC-reID has cameras c1-c8",
+          "move it out of the dataset folder"]),
         ("dukemtmc", "query", "0005_c0_f0000100.jpg", ["names camera c0, but DukeMTMC-reID"]),
         ("market1501", "query", "0000_c1s1_000100_00.jpg",
          ["names pid 0000, a distractor, but Market-1501 has distractors only in its gallery "

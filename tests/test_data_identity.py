@@ -122,3 +122,17 @@ def test_synthetic_worlds_keep_their_folder_names(tmp_path):
     assert pipeline.data_suffix(cfg, ("source", "target")) == ""
     assert pipeline.variant_dir(cfg, "tcul", tmp_path) == tmp_path / "smoke" / "seed0" / "tcul"
     assert pipeline.source_dir(cfg, tmp_path) == tmp_path / "smoke" / "seed0" / "source"
+
+
+def test_a_named_folder_holding_a_config_json_not_of_the_kit_is_never_overwritten(folders,
+                                                                                   tmp_path):
+    base, a, _b = folders
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "own settings"}')
+    for extra in ((), ("--fresh",)):
+        code, _out, err = _adapt(base, a, "--out", str(mine), *extra)
+        assert code == 2 and err.count("\n") == 1, err
+        assert "if it is yours, choose another output folder (--out DIR)" in err
+        assert (mine / "config.json").read_text() == '{"my": "own settings"}'
+        assert sorted(p.name for p in mine.iterdir() if p.name != ".lock") == ["config.json"]

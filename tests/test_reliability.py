@@ -416,7 +416,7 @@ def _adapt_cli(cfg, run_dir: Path, tmp_path: Path, *extra: str) -> tuple[int, st
     ("config.json", b'{"lr": 1}', r"config.json is not a kit configuration"),
     ("config.json", b"[1, 2]", r"config.json is not a kit configuration"),
     ("trace.npz", b"PK\x03\x04 truncated", r"trace.npz is unreadable"),
-    ("state.npz", b"not a zip file", r"state.npz is unreadable \(damaged or not a kit file\)"),
+    ("state.npz", b"not a zip file", r"state.npz is unreadable: it is damaged or not the kit's"),
 ])
 def test_a_damaged_run_file_is_one_line_and_nothing_else_is_touched(world, tmp_path, name,
                                                                       content, message):
@@ -660,7 +660,7 @@ def test_a_kill_while_a_world_is_written_leaves_no_half_world(tmp_path, monkeypa
 # --- dataset names and weights advice
 @pytest.mark.parametrize("folder, bad, needles", [
     ("bounding_box_test", "0000_c9s1_000005_01.jpg",
-     ["names camera c9, but Market-1501 has cameras c1-c6", "rename or remove it"]),
+     ["names camera c9, but Market-1501 has cameras c1-c6", "move it out of the dataset folder"]),
     ("query", "0000_c1s1_000005_00.jpg",
      ["names pid 0000, a distractor", "none in query", "move it to bounding_box_test"]),
 ])

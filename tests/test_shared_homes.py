@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tcul_helpers.experiment import cli, sweeps
@@ -131,3 +132,20 @@ def test_a_notebook_starts_a_run_over_after_its_history_was_deleted(home, tmp_pa
 def test_a_notebook_reads_each_fix_in_its_own_words(cli_text, notebook_text):
     said = notebook_message(f"something failed: {cli_text}", "sul")
     assert notebook_text in said and "--" not in said, said
+
+
+def test_a_students_parts_are_kept_in_their_own_folder_when_the_home_is_read_only(
+        read_only, tmp_path, monkeypatch):
+    from tcul_helpers.teaching.exercises.my_parts import keep_part, load_parts
+
+    def my_assign(features, centers):
+        f = features / np.linalg.norm(features, axis=1, keepdims=True)
+        c = centers / np.linalg.norm(centers, axis=1, keepdims=True)
+        return np.argmax(f @ c.T, axis=1)
+
+    monkeypatch.setenv("HOME", str(tmp_path / "student"))
+    kept = keep_part("assign", my_assign, home=read_only)
+    assert kept == tmp_path / "student" / ".tcul" / "my_parts" / "assign.py"
+    parts = load_parts(home=read_only)
+    assert parts["assign"].whose == "yours" and parts["select_temporal"].whose == "kit"
+    assert not (read_only / "my_parts").exists()

@@ -48,6 +48,7 @@ def test_the_other_start_keeps_its_own_folders():
         runs / "demo-smoke-seed1-imagenet")
     assert default_dir(imagenet, runs).name == "sweeps-imagenet"
     assert default_dir(scratch, runs).name == "sweeps"
-    # the paper profile's own start is ImageNet: there scratch is the other one
-    assert pipeline.source_dir(get_config("paper", start="scratch"), runs).name == (
-        "source-scratch")
+    # the paper profile's own start is ImageNet: there scratch is the other one (on
+    # synthetic data here: real data add -data-<hash>, tests/test_data_identity.py)
+    paper = get_config("paper", start="scratch", source="synthetic", target="synthetic")
+    assert pipeline.source_dir(paper, runs).name == "source-scratch"

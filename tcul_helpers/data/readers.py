@@ -53,6 +53,9 @@ _MSMT_LAYOUT = (
     "(lines 'path pid') and the image folders they name, e.g. {root}/train (see data/README.md)"
 )
 
+#: The fix for a misnamed file: the user's own data are never to be deleted.
+MOVE_OUT = "rename it or move it out of the dataset folder"
+
 #: The one folder where distractors (pid 0) and junk (pid -1) belong.
 GALLERY_FOLDER = "bounding_box_test"
 
@@ -148,13 +151,12 @@ def check_name_facts(path: Path, pid: int, camid: int, facts: NameFacts) -> None
     if facts.cameras is not None and not 1 <= camid <= facts.cameras:
         raise TCULError(
             f"{path} names camera c{camid}, but {facts.dataset} has cameras c1-c{facts.cameras}: "
-            f"the file is misnamed or comes from another dataset (rename or remove it"
-            f"{facts.camera_fix})"
+            f"the file is misnamed or comes from another dataset ({MOVE_OUT}{facts.camera_fix})"
         )
     if pid < -1:
         raise TCULError(
             f"{path} names pid {pid}, but a pid in {facts.dataset} is 0001 and up, 0000 "
-            "(distractor) or -1 (junk): the file is misnamed (rename or remove it)"
+            f"(distractor) or -1 (junk): the file is misnamed ({MOVE_OUT})"
         )
     folder = path.parent.name
     if pid in (0, -1) and folder != GALLERY_FOLDER:
@@ -162,7 +164,7 @@ def check_name_facts(path: Path, pid: int, camid: int, facts: NameFacts) -> None
         raise TCULError(
             f"{path} names pid {'0000' if pid == 0 else '-1'}, a {kind}, but {facts.dataset} "
             f"has {kinds} only in its gallery folder {GALLERY_FOLDER}, none in {folder}: the "
-            f"file is misplaced or misnamed (move it to {GALLERY_FOLDER}, rename or remove it)"
+            f"file is misplaced or misnamed (move it to {GALLERY_FOLDER}, or rename it)"
         )
 
 

@@ -30,7 +30,7 @@ from ..infra import distributed
 from ..infra.atomic_files import WriteError, check_writable, write_json, write_npz
 from ..infra.errors import TCULError
 from ..measurement.metrics import camera_pair_scores
-from ..settings.config import Config, deciding_settings, fingerprint
+from ..settings.config import NOT_OURS, Config, deciding_settings, fingerprint
 from ..training.models import ReidNet, load_checkpoint, save_checkpoint
 
 HISTORY = "history.json"
@@ -76,6 +76,8 @@ class RunStore:
         run_dir, cfg = self.dir, self.cfg
         run_dir.mkdir(parents=True, exist_ok=True)
         hist_path = run_dir / HISTORY
+        if not hist_path.exists() and (run_dir / CONFIG).exists():
+            Config.load(run_dir / CONFIG)  # a config.json not of the kit's is never replaced
         if fresh:
             for name in (HISTORY, CONFIG, STATE, CHECKPOINT, TRACE, *PENDING.values()):
                 (run_dir / name).unlink(missing_ok=True)
@@ -198,8 +200,7 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         with np.load(path) as f:
             return {k: f[k] for k in f.files if k != STAMP}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        raise TCULError(f"{path} is unreadable (damaged or not a kit file): delete it, or "
-                        "start the run over (--fresh)") from None
+        raise TCULError(f"{path} is unreadable: {NOT_OURS}") from None
 
 
 def _stamp(path: Path) -> int | None:
@@ -213,8 +214,7 @@ def _stamp(path: Path) -> int | None:
         with np.load(path) as f:
             return int(f[STAMP]) if STAMP in f.files else None
     except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, KeyError):
-        raise TCULError(f"{path} is unreadable (damaged or not a kit file): delete it, or "
-                        "start the run over (--fresh)") from None
+        raise TCULError(f"{path} is unreadable: {NOT_OURS}") from None
 
 
 def read_only(run_dir: Path) -> bool:

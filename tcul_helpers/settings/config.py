@@ -98,6 +98,11 @@ RETIRED = frozenset({"extra"})
 INFINITE_FRAMES = 10**7
 
 
+#: The fix for a run's configuration that cannot be read (it may be the kit's, or the user's).
+NOT_OURS = ("it is damaged or not the kit's; if the kit wrote it, start the run over "
+            "(--fresh); if it is yours, choose another output folder (--out DIR)")
+
+
 def setting(default: Any, *, decides: str = "yes", source: bool = False,
             valid: Range | None = None) -> Any:
     """A :class:`Config` field with what the kit must know about it, declared once:
@@ -214,20 +219,19 @@ class Config:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise TCULError(f"{path} is unreadable ({type(exc).__name__}): delete it, or "
-                            "start the run over (--fresh)") from None
+            raise TCULError(f"{path} is unreadable ({type(exc).__name__}): {NOT_OURS}"
+                            ) from None
         names = {f.name for f in dataclasses.fields(cls)}
         if isinstance(data, dict):  # settings the kit no longer has (they decided nothing)
             # and the ones it added since, at the value the older kit ran with
             data = {**_ADDED_LATER, **{k: v for k, v in data.items() if k not in RETIRED}}
         if not isinstance(data, dict) or not set(data) <= names:
-            raise TCULError(f"{path} is not a kit configuration: delete it, or start the run "
-                            "over (--fresh)")
+            raise TCULError(f"{path} is not a kit configuration: {NOT_OURS}")
         try:
             return cls(**data)
         except TypeError as exc:
-            raise TCULError(f"{path} is not a kit configuration ({exc}): delete it, or start "
-                            "the run over (--fresh)") from None
+            raise TCULError(f"{path} is not a kit configuration ({exc}): {NOT_OURS}"
+                            ) from None
 
 
 _SYNTHETIC = dict(

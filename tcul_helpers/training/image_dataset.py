@@ -37,8 +37,8 @@ def load_image(path: str) -> Image.Image:
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise TCULError(
-            f"cannot read image {path} ({type(exc).__name__}: {exc}): "
-            "replace or delete the file"
+            f"cannot read image {path} ({type(exc).__name__}: {exc}): replace it with a good "
+            "copy (extract the dataset again), or move it out of the dataset folder"
         ) from None
 
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...infra.atomic_files import write_text
+from ...infra.atomic_files import check_writable, write_text
+from ...infra.errors import TCULError
 from .checking import CheckResult
 
 #: part -> (the notebook that writes it, the student's function name)
@@ -30,10 +31,17 @@ _HEADER = "import numpy as np\nimport torch\n\n\n"
 
 
 def parts_dir(home: str | Path | None = None) -> Path:
-    """``<home>/my_parts`` (default home: :func:`tcul_helpers.teaching.session.kit_home`)."""
+    """``<home>/my_parts`` (default home: :func:`tcul_helpers.teaching.session.kit_home`);
+    ``~/.tcul/my_parts`` when the home cannot be written to (a class's read-only shared
+    home: each student's parts stay in the student's own folder)."""
     from ..session import kit_home
 
-    return Path(home if home is not None else kit_home()) / "my_parts"
+    base = Path(home if home is not None else kit_home())
+    try:
+        check_writable(base, "kit home")
+    except TCULError:
+        return Path.home() / ".tcul" / "my_parts"
+    return base / "my_parts"
 
 
 def keep_part(part: str, fn: Callable, home: str | Path | None = None) -> Path | None:
@@ -50,7 +58,7 @@ def keep_part(part: str, fn: Callable, home: str | Path | None = None) -> Path |
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, _HEADER + source)
-    except OSError:
+    except (OSError, TCULError):  # no folder to keep it in: the check's verdict stands
         return None
     return path
 
