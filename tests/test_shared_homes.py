@@ -25,11 +25,12 @@ from tcul_helpers.teaching.widgets import iteration_scrubber, sweep_explorer
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    """A finished smoke home: worlds, f_theta0, TCUL and SUL runs, the lambda_fr sweep."""
+    """A finished smoke home: worlds, f_theta0, the three variants' runs, the lambda_fr
+    sweep."""
     home = tmp_path_factory.mktemp("home")
     lab = LabSession("smoke", home=home, progress=False)
-    lab.run("tcul")
-    lab.run("sul")
+    for variant in ("tcul", "sul", "pul"):
+        lab.run(variant)
     sweeps.run_sweeps(lab.cfg, sweeps.default_dir(lab.cfg, lab.runs_dir), progress=False,
                       only=["lambda_fr"], source_dir=lab.source_dir)
     return home
@@ -149,3 +150,17 @@ def test_a_students_parts_are_kept_in_their_own_folder_when_the_home_is_read_onl
     parts = load_parts(home=read_only)
     assert parts["assign"].whose == "yours" and parts["select_temporal"].whose == "kit"
     assert not (read_only / "my_parts").exists()
+
+
+def test_the_whole_loop_notebook_runs_on_a_read_only_shared_home(home, read_only, tmp_path,
+                                                                monkeypatch):
+    """Notebook 07 (the student's loop, the three variants, the ranked lists) top to bottom
+    on the shared home, with nothing written there."""
+    from tcul_helpers.teaching.notebook_runner import execute_notebook
+
+    before = _files(home)
+    (tmp_path / "student").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "student"))
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "07_the_whole_loop.ipynb"
+    execute_notebook(notebook, "smoke", home=read_only, timeout=300)
+    assert _files(home) == before

@@ -731,7 +731,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         _join_ranks(args)
-        return handler(args)
+        code = handler(args)
+        distributed.settle()  # every rank finished the same command: they leave together
+        return code
     except TCULError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt as exc:

@@ -107,6 +107,13 @@ def init_from_env(device: str = "auto") -> None:
     dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
 
 
+def settle() -> None:
+    """Wait until every rank has finished the command (a no-op without torchrun): a rank
+    that leaves the group while another still sends can make gloo abort at teardown."""
+    if world_size() > 1:
+        dist.barrier()
+
+
 def shutdown() -> None:
     """Leave the process group (end of a torchrun command); a no-op without one, or when a
     rank was lost (:func:`lost_peer`: leaving a broken group can block or abort)."""
