@@ -354,7 +354,8 @@ def test_prepare_refuses_out(common: list[str]):
 # ------------------------------------------------- faults met with real folders and workers
 def test_a_path_that_is_not_utf8_neither_crashes_the_lock_nor_the_output(tmp_path):
     """Bytes that are not UTF-8 in a path (Python decodes them as surrogates): the folder
-    lock's note and the printed paths escape them, even with a strict UTF-8 stdout."""
+    lock's note, the printed paths and the paths in a written report escape them, even with
+    a strict UTF-8 stdout."""
     import os
     import subprocess
 
@@ -366,12 +367,15 @@ def test_a_path_that_is_not_utf8_neither_crashes_the_lock_nor_the_output(tmp_pat
               b"--set", b"target_root=" + base + b"/w\xff/target"]
     for argv in ([b"source", *common, b"--runs", runs],
                  [b"world", b"--profile", b"smoke", b"--preset", b"target", b"--stats",
-                  b"--quiet", b"--out", world]):
+                  b"--quiet", b"--out", world],
+                 [b"demo", *common, b"--runs", runs]):
         res = subprocess.run([os.fsencode(sys.executable), b"-m", b"tcul_helpers", *argv],
                              capture_output=True, env=env, timeout=300)
         err = res.stderr.decode("utf-8", "replace")
         assert res.returncode == 0 and "Traceback" not in err, err[-2000:]
     assert os.path.isfile(runs + b"/smoke/seed0/source/model.pt")
+    with open(runs + b"/demo-smoke-seed0/report.md", encoding="utf-8") as fh:  # valid UTF-8
+        assert "\\udcff" in fh.read()
 
 
 def test_an_error_raised_in_a_dataloader_worker_reads_as_its_own_line(monkeypatch):

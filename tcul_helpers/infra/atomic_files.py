@@ -100,7 +100,10 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     except OSError as exc:
         raise write_error(path, exc) from None
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+        # text is UTF-8; a path in it that is not (bytes Python decoded as surrogates) is
+        # written escaped, as the command line prints it, rather than failing the write
+        text = {"encoding": "utf-8", "errors": "backslashreplace"} if mode == "w" else {}
+        with os.fdopen(fd, mode, **text) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
