@@ -136,3 +136,18 @@ def test_a_named_folder_holding_a_config_json_not_of_the_kit_is_never_overwritte
         assert "if it is yours, choose another output folder (--out DIR)" in err
         assert (mine / "config.json").read_text() == '{"my": "own settings"}'
         assert sorted(p.name for p in mine.iterdir() if p.name != ".lock") == ["config.json"]
+
+
+def test_a_world_the_user_made_with_other_knobs_is_never_regenerated_unasked(folders,
+                                                                             tmp_path):
+    base, _a, _b = folders
+    crowded = tmp_path / "crowded"
+    code, _out, err = _cli("world", "--profile", "smoke", "--quiet", "--preset", "target",
+                           "--knob", "crowd_density=4", "--out", str(crowded))
+    assert code == 0, err
+    manifest = (crowded / "manifest.json").read_bytes()
+    code, _out, err = _cli("adapt", "--profile", "smoke", "--quiet", "--runs",
+                           str(base / "runs"), "--set", f"source_root={base / 'src'}",
+                           "--set", f"target_root={crowded}")
+    assert code == 2 and err.count("\n") == 1 and "holds another synthetic world" in err, err
+    assert (crowded / "manifest.json").read_bytes() == manifest

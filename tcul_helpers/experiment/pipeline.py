@@ -64,15 +64,24 @@ def ensure_world(cfg: Config, preset: str, *, progress: bool = True,
     if name != "synthetic":
         return load_dataset(name, root or (cfg.source_root if preset == "source"
                                           else cfg.target_root))
-    # the kit's own folders follow the current defaults: a stale world there is replaced
+    # the kit's own folders follow the current defaults: a stale world there is replaced;
+    # a folder the user named (--set target_root=...) is never regenerated unasked
     if replace is None:
-        replace = root is None
+        replace = root is None and _kit_world_folder(cfg, preset)
     root = Path(root) if root is not None else world_root(cfg, preset)
     # under torchrun rank 0 generates the world, then the other ranks find it made
     distributed.main_first(make_world, root, preset, cfg.seed, scale=cfg.world_scale,
                            progress=progress and distributed.is_main(), replace=replace,
                            **(world_overrides or {}))
     return load_dataset("synthetic", root)
+
+
+def _kit_world_folder(cfg: Config, preset: str) -> bool:
+    """Whether ``cfg``'s ``preset`` world lives in the kit's own folder
+    (``data/generated/<scale>/<preset>[-seed<S>]``, in whatever home)."""
+    kit = get_config("classroom", world_scale=cfg.world_scale, seed=cfg.seed)
+    own = world_root(kit, preset).parts
+    return Path(world_root(cfg, preset)).parts[-len(own):] == own
 
 
 def world_key(cfg: Config, preset: str, world_overrides: dict[str, Any] | None = None
