@@ -1,4 +1,5 @@
-"""CPU speed of the compact CNN against the MobileNetV2 ImageNet start, side by side.
+"""CPU speed of the compact CNN against the MobileNetV2 ImageNet start, side by side, and
+the roofline: how much of the machine each reaches, and how much of the step the kit's loop.
 
 For each network and input size: training images/s (forward + CE + batch-hard triplet +
 backward + SGD step, batch 64 = 16 identities x 4 images, the classroom P x M) and
@@ -11,7 +12,15 @@ The networks take one step each in turn (train steps first, then extraction step
 each figure is the batch over the median step time: load from other processes then falls
 on every network alike, and short disturbances do not count.
 
-Usage: ``python benchmarks/bench_archs.py [--threads 2] [--seconds 25] [--min-cycles 8]``
+The roofline, in the same run: each step's cost in FLOPs (PyTorch's FLOP counter,
+forward + backward for training, forward for extraction), the GFLOP/s each network achieves
+beside the machine's own peak (a 2048 x 2048 matrix product, fp32 and bf16, same threads),
+and, with ``--loop``, the kit's own source training (``train_source`` on the classroom
+source world, from the cache, with its augmentation, sampler and logging) in images trained
+per second beside the in-memory step of the same network: the loop / step ratio.
+
+Usage: ``python benchmarks/bench_archs.py [--threads 2] [--seconds 25] [--min-cycles 8]
+[--loop] [--loop-epochs 3]``
 """
 
 from __future__ import annotations
@@ -39,6 +48,20 @@ EMBEDDING_DIM = 128  # the classroom profile's
 
 CASES = (("compact", (64, 32), False), ("mobilenet_v2", (64, 32), True),
          ("mobilenet_v2", (128, 64), True))
+
+
+def conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation,
+                       transposed, _output_padding, _groups, output_mask, out_shape=None,
+                       **_kwargs) -> int:
+    """FLOPs of a convolution's backward: the input gradient and the weight gradient each
+    cost what the forward costs. PyTorch's own formula ignores ``groups`` there and counts a
+    depthwise convolution of C channels as a dense one (its backward C + 1 times its
+    forward, where it is 2 times), which inflates MobileNetV2's training cost several
+    times over. For ``groups=1`` the two formulas agree."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
 class Case:
@@ -75,6 +98,26 @@ class Case:
         with torch.no_grad():
             self.model(self.x_eval)
 
+    def flops(self, kind: str) -> float:
+        """FLOPs per image of one ``kind`` step (PyTorch's FLOP counter, its convolution
+        backward counted per group, :func:`conv_backward_flop`; the optimiser's update is
+        not counted)."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(
+            display=False, custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flop})
+        if kind == "train":
+            self.model.train()
+            with counter:
+                emb, logits = self.model(self.x_train)
+                baseline_loss(emb, logits, self.y, 0.5)[0].backward()
+            self.opt.zero_grad(set_to_none=True)
+            return counter.get_total_flops() / (P * M)
+        self.model.eval()
+        with counter, torch.no_grad():
+            self.model(self.x_eval)
+        return counter.get_total_flops() / EVAL_BATCH
+
     def timed(self, kind: str) -> None:
         """One step of ``kind`` (train | extract), its wall-clock seconds recorded."""
         step = self.train_step if kind == "train" else self.extract_step
@@ -88,6 +131,38 @@ class Case:
         return batch / float(np.quantile(self.times[kind], q))
 
 
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 3.0) -> float:
+    """GFLOP/s of an ``n`` x ``n`` matrix product in ``dtype`` (the best of repeated runs):
+    the machine's practical peak for dense work at the current thread count."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b  # warm-up
+    best, start = float("inf"), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def kit_loop_rate(arch: str, epochs: int) -> tuple[float, float]:
+    """Images trained per second by the kit's own source training of ``arch`` (classroom
+    profile, its input size and batch; the classroom source world, generated if missing),
+    over ``epochs`` epochs, and the seconds it took."""
+    from tcul_helpers.experiment.pipeline import ensure_world
+    from tcul_helpers.settings.config import get_config
+    from tcul_helpers.training.loops import train_source
+
+    start = "imagenet" if arch == "mobilenet_v2" else "scratch"
+    cfg = get_config("classroom", start=start, source_epochs=epochs, device="cpu",
+                     num_workers=0)
+    assert cfg.arch == arch and (cfg.batch_ids, cfg.num_instances_source) == (P, M)
+    source = ensure_world(cfg, "source", progress=False)
+    t0 = time.perf_counter()
+    _model, hist = train_source(source.train, cfg, torch.device("cpu"), progress=False)
+    seconds = time.perf_counter() - t0
+    return hist["batches_per_epoch"] * P * M * epochs / seconds, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
@@ -95,6 +170,10 @@ def main() -> None:
                         help="seconds of interleaved steps for each of train and extract")
     parser.add_argument("--min-cycles", type=int, default=8,
                         help="at least this many steps of every network and kind")
+    parser.add_argument("--loop", action="store_true",
+                        help="also time the kit's own source training (the loop / step ratio)")
+    parser.add_argument("--loop-epochs", type=int, default=3,
+                        help="epochs of the kit's source training per network (3)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
@@ -140,8 +219,39 @@ def main() -> None:
     for c in cases:
         print(f"  {c.label:<22} train {c.rate('train', 0.9):6.0f} .. {c.rate('train', 0.1):6.0f}"
               f"   extract {c.rate('extract', 0.9):6.0f} .. {c.rate('extract', 0.1):6.0f}")
+    roofline(cases, args)
     print(f"load average at end: {os.getloadavg()[0]:.2f}; "
           f"total {time.perf_counter() - t_start:.0f}s")
+
+
+def roofline(cases: list[Case], args: argparse.Namespace) -> None:
+    """Each network's achieved GFLOP/s beside the machine's matmul peak; with ``--loop``,
+    the kit's loop beside the in-memory step."""
+    peak32 = matmul_peak(torch.float32)
+    peak16 = matmul_peak(torch.bfloat16)
+    print()
+    print(f"machine peak, 2048x2048 matmul, {torch.get_num_threads()} threads: "
+          f"fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s (bf16 / fp32 "
+          f"{peak16 / peak32:.2f})")
+    print(f"{'network':<22}{'train GFLOP/img':>16}{'GFLOP/s':>9}{'of fp32 peak':>14}"
+          f"{'extract GFLOP/img':>19}{'GFLOP/s':>9}{'of fp32 peak':>14}")
+    for c in cases:
+        ft, fe = c.flops("train") / 1e9, c.flops("extract") / 1e9
+        gt, ge = ft * c.rate("train"), fe * c.rate("extract")
+        print(f"{c.label:<22}{ft:>16.3f}{gt:>9.1f}{gt / peak32:>13.0%} "
+              f"{fe:>18.3f}{ge:>9.1f}{ge / peak32:>13.0%} ")
+    if not args.loop:
+        return
+    print()
+    print(f"the kit's loop (train_source, classroom, {args.loop_epochs} epochs, cache, "
+          "augmentation, sampler) beside its in-memory step:")
+    print(f"{'network':<22}{'loop img/s':>11}{'step img/s':>11}{'loop / step':>12}{'seconds':>9}")
+    for c in cases:
+        if c.size != (64, 32):  # the classroom input size: the loop's
+            continue
+        loop, seconds = kit_loop_rate(c.arch, args.loop_epochs)
+        print(f"{c.label:<22}{loop:>11.0f}{c.rate('train'):>11.0f}"
+              f"{loop / c.rate('train'):>12.2f}{seconds:>9.1f}")
 
 if __name__ == "__main__":
     main()
