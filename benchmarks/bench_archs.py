@@ -19,8 +19,11 @@ and, with ``--loop``, the kit's own source training (``train_source`` on the cla
 source world, from the cache, with its augmentation, sampler and logging) in images trained
 per second beside the in-memory step of the same network: the loop / step ratio.
 
+``--formats`` also times the classroom-size steps channels-last, in fp32 and with bf16
+autocast (the step's memory format and precision on the CPU).
+
 Usage: ``python benchmarks/bench_archs.py [--threads 2] [--seconds 25] [--min-cycles 8]
-[--loop] [--loop-epochs 3]``
+[--loop] [--loop-epochs 3] [--formats]``
 """
 
 from __future__ import annotations
@@ -64,30 +67,47 @@ def conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddin
     return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
-class Case:
-    """One network at one input size, with its batches and optimiser, ready to be timed."""
+#: memory format and precision of a step: the kit's CPU default, channels-last, and
+#: channels-last with bf16 autocast (``--formats`` times the last two as well)
+MODES = ("fp32", "fp32 channels-last", "bf16 channels-last")
 
-    def __init__(self, arch: str, size: tuple[int, int], imagenet: bool) -> None:
+
+class Case:
+    """One network at one input size and mode (:data:`MODES`), with its batches and
+    optimiser, ready to be timed."""
+
+    def __init__(self, arch: str, size: tuple[int, int], imagenet: bool,
+                 mode: str = "fp32") -> None:
         seed_everything(0)
-        self.arch, self.size = arch, size
+        self.arch, self.size, self.mode = arch, size, mode
         self.model = build_model(arch, NUM_CLASSES, EMBEDDING_DIM, imagenet_init=imagenet)
         self.params = sum(p.numel() for p in self.model.parameters()) / 1e6
         self.x_train = torch.randn(P * M, 3, *size)
         self.y = torch.randperm(NUM_CLASSES)[:P].repeat_interleave(M)
         self.x_eval = torch.randn(EVAL_BATCH, 3, *size)
+        if "channels-last" in mode:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.x_train = self.x_train.contiguous(memory_format=torch.channels_last)
+            self.x_eval = self.x_eval.contiguous(memory_format=torch.channels_last)
+        self.bf16 = mode.startswith("bf16")
         self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-2, momentum=0.9,
                                    weight_decay=5e-4)
         self.times: dict[str, list[float]] = {"train": [], "extract": []}
 
     @property
     def label(self) -> str:
-        return f"{self.arch} {self.size[0]}x{self.size[1]}"
+        mode = "" if self.mode == "fp32" else f" {self.mode}"
+        return f"{self.arch} {self.size[0]}x{self.size[1]}{mode}"
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
 
     def train_step(self) -> None:
         """Forward + CE + batch-hard triplet + backward + SGD step on P x M images."""
         self.model.train()
-        emb, logits = self.model(self.x_train)
-        loss = baseline_loss(emb, logits, self.y, 0.5)[0]
+        with self.autocast():
+            emb, logits = self.model(self.x_train)
+            loss = baseline_loss(emb.float(), logits.float(), self.y, 0.5)[0]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -95,7 +115,7 @@ class Case:
     def extract_step(self) -> None:
         """Eval-mode forward pass without gradients on 256 images."""
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             self.model(self.x_eval)
 
     def flops(self, kind: str) -> float:
@@ -172,6 +192,8 @@ def main() -> None:
                         help="at least this many steps of every network and kind")
     parser.add_argument("--loop", action="store_true",
                         help="also time the kit's own source training (the loop / step ratio)")
+    parser.add_argument("--formats", action="store_true",
+                        help="also time the 64x32 steps channels-last, fp32 and bf16 autocast")
     parser.add_argument("--loop-epochs", type=int, default=3,
                         help="epochs of the kit's source training per network (3)")
     args = parser.parse_args()
@@ -188,6 +210,9 @@ def main() -> None:
     print(f"mobilenet_v2 ImageNet weights: {path.name} (sha256 ok), found + checked + loaded "
           f"in {time.perf_counter() - t0:.2f}s")
     cases = [Case(arch, size, imagenet) for arch, size, imagenet in CASES]
+    if args.formats:
+        cases += [Case(arch, size, imagenet, mode) for arch, size, imagenet in CASES
+                  for mode in MODES[1:] if size == (64, 32)]
     for case in cases:  # warm-up: first calls allocate and pick kernels
         for _ in range(2):
             case.train_step()
@@ -204,11 +229,11 @@ def main() -> None:
     n_steps = ", ".join(f"{len(c.times['train'])}/{len(c.times['extract'])}" for c in cases)
     print(f"median step of interleaved steps (train/extract steps per network: {n_steps})")
     print()
-    print(f"{'network':<14}{'input':>8}{'params':>9}{'train img/s':>13}{'x compact':>11}"
+    print(f"{'network':<40}{'params':>9}{'train img/s':>13}{'x compact':>11}"
           f"{'extract img/s':>15}{'x compact':>11}")
     for c in cases:
         train, extract = c.rate("train"), c.rate("extract")
-        print(f"{c.arch:<14}{f'{c.size[0]}x{c.size[1]}':>8}{c.params:>8.2f}M{train:>13.0f}"
+        print(f"{c.label:<40}{c.params:>8.2f}M{train:>13.0f}"
               f"{train / base.rate('train'):>11.3f}{extract:>15.0f}"
               f"{extract / base.rate('extract'):>11.3f}")
     mb64, mb128 = cases[1], cases[2]
@@ -217,7 +242,7 @@ def main() -> None:
           f"extract x{mb128.rate('extract') / mb64.rate('extract'):.2f}")
     print("spread, img/s of the slow (90th percentile) .. fast (10th percentile) step:")
     for c in cases:
-        print(f"  {c.label:<22} train {c.rate('train', 0.9):6.0f} .. {c.rate('train', 0.1):6.0f}"
+        print(f"  {c.label:<40} train {c.rate('train', 0.9):6.0f} .. {c.rate('train', 0.1):6.0f}"
               f"   extract {c.rate('extract', 0.9):6.0f} .. {c.rate('extract', 0.1):6.0f}")
     roofline(cases, args)
     print(f"load average at end: {os.getloadavg()[0]:.2f}; "
@@ -233,24 +258,27 @@ def roofline(cases: list[Case], args: argparse.Namespace) -> None:
     print(f"machine peak, 2048x2048 matmul, {torch.get_num_threads()} threads: "
           f"fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s (bf16 / fp32 "
           f"{peak16 / peak32:.2f})")
-    print(f"{'network':<22}{'train GFLOP/img':>16}{'GFLOP/s':>9}{'of fp32 peak':>14}"
-          f"{'extract GFLOP/img':>19}{'GFLOP/s':>9}{'of fp32 peak':>14}")
+    print("(the share is of the fp32 peak, or of the bf16 peak for a bf16 step)")
+    print(f"{'network':<40}{'train GFLOP/img':>16}{'GFLOP/s':>9}{'of peak':>9}"
+          f"{'extract GFLOP/img':>19}{'GFLOP/s':>9}{'of peak':>9}")
     for c in cases:
         ft, fe = c.flops("train") / 1e9, c.flops("extract") / 1e9
         gt, ge = ft * c.rate("train"), fe * c.rate("extract")
-        print(f"{c.label:<22}{ft:>16.3f}{gt:>9.1f}{gt / peak32:>13.0%} "
-              f"{fe:>18.3f}{ge:>9.1f}{ge / peak32:>13.0%} ")
+        peak = peak16 if c.bf16 else peak32
+        print(f"{c.label:<40}{ft:>16.3f}{gt:>9.1f}{gt / peak:>9.0%}"
+              f"{fe:>19.3f}{ge:>9.1f}{ge / peak:>9.0%}")
     if not args.loop:
         return
     print()
     print(f"the kit's loop (train_source, classroom, {args.loop_epochs} epochs, cache, "
           "augmentation, sampler) beside its in-memory step:")
-    print(f"{'network':<22}{'loop img/s':>11}{'step img/s':>11}{'loop / step':>12}{'seconds':>9}")
+    print(f"{'network':<40}{'loop img/s':>11}{'step img/s':>11}{'loop / step':>12}"
+          f"{'seconds':>9}")
     for c in cases:
-        if c.size != (64, 32):  # the classroom input size: the loop's
+        if c.size != (64, 32) or c.mode != "fp32":  # the kit's classroom size and mode
             continue
         loop, seconds = kit_loop_rate(c.arch, args.loop_epochs)
-        print(f"{c.label:<22}{loop:>11.0f}{c.rate('train'):>11.0f}"
+        print(f"{c.label:<40}{loop:>11.0f}{c.rate('train'):>11.0f}"
               f"{loop / c.rate('train'):>12.2f}{seconds:>9.1f}")
 
 if __name__ == "__main__":
