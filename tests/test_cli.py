@@ -407,3 +407,37 @@ def test_an_error_raised_in_a_dataloader_worker_reads_as_its_own_line(monkeypatc
     monkeypatch.setattr(cli, "cmd_config", handler)
     code, _out, err = run("config", "--profile", "smoke")
     assert_one_line_error(code, err, line)
+
+
+def test_sigterm_stops_a_run_with_one_line_and_the_same_command_resumes(tmp_path):
+    """SIGTERM (a job's time limit, ``kill``) is handled as Ctrl-C: one line, exit 130,
+    every completed iteration kept; and ``main`` gives SIGTERM its handler back."""
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["config", "--profile", "smoke"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "tcul_helpers", "adapt", "--profile", "smoke", "--quiet",
+            "--runs", str(tmp_path / "runs"), "--out", str(out), "--iterations", "40",
+            "--set", f"source_root={tmp_path / 'w' / 'source'}",
+            "--set", f"target_root={tmp_path / 'w' / 'target'}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    for line in proc.stdout:
+        if line.startswith("iteration 1/"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    _rest, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == (
+        "stopped by SIGTERM: run the same command again to resume from the last completed "
+        "iteration (--fresh starts over)"), err[-2000:]
+    assert "Traceback" not in err
+    done = len(json.loads((out / "history.json").read_text())["iterations"])
+    assert 1 <= done < 40
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resuming {out} after iteration {done}" in again.stdout

@@ -13,6 +13,7 @@ other ranks compute their share silently.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import signal
 import sys
 import textwrap
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -684,6 +685,23 @@ def _on_sigterm(_signum: int, _frame: Any) -> None:
     raise _Terminated()
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` for the length of a command; the handler before
+    it comes back afterwards (``main`` may be called inside another program, e.g. a test).
+    Outside the main thread, where Python cannot set handlers, SIGTERM keeps its own."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def _tolerant_output() -> None:
     """Paths may hold bytes that are not UTF-8 (Python decodes them as surrogates): print
     them escaped rather than fail, whatever the terminal's encoding."""
@@ -726,9 +744,14 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         return _fail(f"choose a command ({', '.join(_commands(parser))}); "
                      f"see `{PROG} --help`")
+    with _sigterm_as_interrupt():
+        return _run(handler, args)
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run the command ``handler``: its exit code, or the one line of a failure."""
     from ..infra import distributed
 
-    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         _join_ranks(args)
         code = handler(args)
@@ -737,9 +760,12 @@ def main(argv: list[str] | None = None) -> int:
     except TCULError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt as exc:
-        who = f"rank {distributed.launch_rank()} " if distributed.launched() else ""
-        why = ("stopped by SIGTERM (torchrun stops every rank when one ends)"
-               if isinstance(exc, _Terminated) else "interrupted")
+        torchrun = distributed.launched()
+        who = f"rank {distributed.launch_rank()} " if torchrun else ""
+        why = "interrupted"
+        if isinstance(exc, _Terminated):
+            why = "stopped by SIGTERM" + (" (torchrun stops every rank when one ends)"
+                                          if torchrun else "")
         print(f"{who}{why}: {RESUME} (--fresh starts over)", file=sys.stderr)
         return 130
     except RuntimeError as exc:
