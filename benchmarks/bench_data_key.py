@@ -16,6 +16,7 @@ folder's metadata is in the page cache, as on a second call).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import sys
 import tempfile
@@ -72,7 +73,8 @@ def main() -> None:
         n = build(root, args.scale)
         t_load, ds = timed(lambda: load_dataset("market1501", root))
         t_names, _ = timed(lambda: names_only_key(ds))
-        t_key, _ = timed(lambda: ds.content_key())
+        # a copy of the dataset each time: the key is kept once computed
+        t_key, _ = timed(lambda: dataclasses.replace(ds).content_key())
         print(f"{n:,} images (Market-1501 x {args.scale:g}), best of 3, this machine:")
         print(f"  list and parse the folders (load_dataset)     {t_load:7.3f} s")
         print(f"  content key, names and labels only            {t_names:7.3f} s")

@@ -72,6 +72,7 @@ class ReidDataset:
     query: list[ImageRecord]
     gallery: list[ImageRecord]
     extra: dict = field(default_factory=dict)
+    _key: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def num_train_pids(self) -> int:
@@ -89,7 +90,13 @@ class ReidDataset:
         and generator version, which decide the pixels); for a real folder every file's size
         and modification time, so that an image replaced under the same name (a
         re-extraction, a repaired file) makes other data. A run or a model is reused only on
-        the data it was computed on."""
+        the data it was computed on. Computed once per dataset: a dataset read from its
+        folder is a snapshot of it."""
+        if self._key is None:
+            self._key = self._content_hash()
+        return self._key
+
+    def _content_hash(self) -> str:
         h = hashlib.sha1()
         request = (self.extra.get("manifest") or {}).get("request")
         h.update(json.dumps(request, sort_keys=True).encode())

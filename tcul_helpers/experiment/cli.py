@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
@@ -326,13 +327,23 @@ def _parse_knobs(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _load_source_model(cfg: Config, args: argparse.Namespace, out_dir: Path | None = None):
+def _datasets(cfg: Config, args: argparse.Namespace) -> Callable[[str], Any]:
+    """``preset -> dataset`` of ``cfg``, each read (or generated) once per command: a real
+    folder's listing and content key serve both its run folder's name and the run."""
+    from . import pipeline
+
+    return functools.cache(lambda preset: pipeline.ensure_world(cfg, preset,
+                                                                progress=_progress(args)))
+
+
+def _load_source_model(cfg: Config, args: argparse.Namespace, out_dir: Path | None = None,
+                       datasets: Callable[[str], Any] | None = None):
     """(f_theta0, its folder): trained on the source world, or reused from disk."""
     from . import pipeline
 
-    source = pipeline.ensure_world(cfg, "source", progress=_progress(args))
-    out = out_dir if out_dir is not None else pipeline.source_dir(cfg, args.runs,
-                                                                  lambda _p: source)
+    datasets = datasets or _datasets(cfg, args)
+    source = datasets("source")
+    out = out_dir if out_dir is not None else pipeline.source_dir(cfg, args.runs, datasets)
     model = pipeline.ensure_source_model(cfg, source, out, device=cfg.device,
                                          progress=_progress(args), log=print)
     return model, out
@@ -455,11 +466,13 @@ def cmd_source(args: argparse.Namespace) -> int:
     from . import pipeline
 
     cfg = build_config(args)
-    _check_output(cfg, args, (args.out or pipeline.source_dir(cfg, args.runs)) / "source.json")
-    model, out = _load_source_model(cfg, args, args.out)
+    data = _datasets(cfg, args)
+    _check_output(cfg, args,
+                  (args.out or pipeline.source_dir(cfg, args.runs, data)) / "source.json")
+    model, out = _load_source_model(cfg, args, args.out, data)
     print(f"source model: {out / 'model.pt'}")
     if args.evaluate:
-        target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
+        target = data("target")
         scores = evaluate_model(model, target, cfg, resolve_device(cfg.device),
                                 progress=_progress(args))
         print(f"baseline on the target ({target.name}): rank-1 {scores['rank1']:.1f}  "
@@ -485,10 +498,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     extra = {} if args.iterations is None else {"n_iter": args.iterations}
     cfg = build_config(args, variant=args.variant, **extra)
-    run_dir = args.out or pipeline.variant_dir(cfg, args.variant, args.runs)
+    data = _datasets(cfg, args)
+    run_dir = args.out or pipeline.variant_dir(cfg, args.variant, args.runs, data)
     _check_output(cfg, args, Path(run_dir) / HISTORY)
-    model, _ = _load_source_model(cfg, args)
-    target = pipeline.ensure_world(cfg, "target", progress=_progress(args))
+    model, _ = _load_source_model(cfg, args, datasets=data)
+    target = data("target")
     result = _run_adaptation(cfg, model, target, run_dir, args, args.fresh,
                              stop_after=args.stop_after)
     print()

@@ -327,7 +327,7 @@ def run_demo(
     def finish() -> dict[str, Any]:  # realism, figures and the report: rank 0 alone
         nonlocal sweeps_dir
         if sweeps_dir is None:
-            sweeps_dir = default_dir(cfg, runs_root)
+            sweeps_dir = default_dir(cfg, runs_root, datasets)
         sweeps = load_sweeps(sweeps_dir, cfg)
         results: dict[str, Any] = {
             "profile": cfg.profile,

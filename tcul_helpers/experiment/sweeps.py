@@ -272,11 +272,12 @@ def visit_order(values: Iterable[float], true_value: float | None = None) -> lis
     return [todo[i] for i in dict.fromkeys(picked)]
 
 
-def default_dir(cfg: Config, runs: str | Path = "runs") -> Path:
+def default_dir(cfg: Config, runs: str | Path = "runs",
+                datasets: pipeline.Datasets | None = None) -> Path:
     """Where the sweeps of ``cfg``'s profile, seed and start are cached:
     ``runs/<profile>/seed<S>/sweeps[-<start>][-data-<hash>]`` (beside that seed's source
     model; the hash names real data, :func:`~tcul_helpers.experiment.pipeline.data_suffix`)."""
-    suffix = pipeline.data_suffix(cfg, ("source", "target"))
+    suffix = pipeline.data_suffix(cfg, ("source", "target"), datasets)
     return pipeline.run_root(cfg, runs) / f"sweeps{pipeline.start_suffix(cfg)}{suffix}"
 
 

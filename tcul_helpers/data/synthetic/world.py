@@ -170,13 +170,13 @@ def _prepare_root(root: Path, request: dict, overwrite: bool, replace: bool = Fa
     manifest = _read_manifest(root)
     if manifest is not None and not (root / MARKER).exists():
         if manifest.get("request") == request and not overwrite:
-            if _finished_world(root, request) is not None:
+            have, want = _count_images(root), _manifest_counts(manifest)
+            if have == want:
                 return manifest
             if not replace:
-                want = _manifest_counts(manifest)
                 raise TCULError(
-                    f"the world in {root} is damaged ({_count_images(root)} images, its "
-                    f"manifest says {want}): {REGENERATE}"
+                    f"the world in {root} is damaged ({have} images, its manifest says "
+                    f"{want}): {REGENERATE}"
                 )
         if not (overwrite or replace):
             r = manifest.get("request", {})
