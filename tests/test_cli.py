@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import types
 from pathlib import Path
 
@@ -407,6 +408,25 @@ def test_an_error_raised_in_a_dataloader_worker_reads_as_its_own_line(monkeypatc
     monkeypatch.setattr(cli, "cmd_config", handler)
     code, _out, err = run("config", "--profile", "smoke")
     assert_one_line_error(code, err, line)
+
+
+def test_a_pool_worker_stopped_by_its_pool_ends_quietly():
+    """A command's SIGTERM handler is inherited by the processes a multiprocessing pool forks
+    (the synthetic world's renderers); the pool stops its workers with SIGTERM, and they must
+    end without a traceback on the user's screen."""
+    code = textwrap.dedent("""
+        import multiprocessing as mp, time
+        from tcul_helpers.experiment import cli
+        with cli._sigterm_as_interrupt():
+            with mp.get_context("fork").Pool(2) as pool:
+                pool.apply_async(time.sleep, (5,))  # a worker busy when the pool stops
+                time.sleep(0.5)
+        print("done")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
+    assert proc.stderr == ""
 
 
 def test_sigterm_stops_a_run_with_one_line_and_the_same_command_resumes(tmp_path):

@@ -695,8 +695,18 @@ class _Terminated(KeyboardInterrupt):
     handled as Ctrl-C is: every completed iteration is kept, and the command resumes."""
 
 
-def _on_sigterm(_signum: int, _frame: Any) -> None:
-    raise _Terminated()
+def _sigterm_handler(owner: int) -> Callable[[int, Any], None]:
+    """The handler for process ``owner``. A process forked from it (a worker of a
+    multiprocessing pool, which its pool stops with SIGTERM) inherits the handler; there
+    SIGTERM keeps its default meaning, so that the worker ends quietly."""
+    def on_sigterm(signum: int, _frame: Any) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise _Terminated()
+
+    return on_sigterm
 
 
 @contextlib.contextmanager
@@ -705,7 +715,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     it comes back afterwards (``main`` may be called inside another program, e.g. a test).
     Outside the main thread, where Python cannot set handlers, SIGTERM keeps its own."""
     try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous = signal.signal(signal.SIGTERM, _sigterm_handler(os.getpid()))
     except ValueError:
         yield
         return
