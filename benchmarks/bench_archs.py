@@ -19,11 +19,13 @@ and, with ``--loop``, the kit's own source training (``train_source`` on the cla
 source world, from the cache, with its augmentation, sampler and logging) in images trained
 per second beside the in-memory step of the same network: the loop / step ratio.
 
-``--formats`` also times the classroom-size steps channels-last, in fp32 and with bf16
-autocast (the step's memory format and precision on the CPU).
+Every step runs in the kit's memory format and precision (channels-last, fp32).
+``--formats`` also times the classroom-size steps contiguous (fp32) and channels-last with
+bf16 autocast. ``--compile`` times ``torch.compile`` of the classroom-size training steps:
+the compilation's seconds against the seconds the compiled step saves per image.
 
 Usage: ``python benchmarks/bench_archs.py [--threads 2] [--seconds 25] [--min-cycles 8]
-[--loop] [--loop-epochs 3] [--formats]``
+[--loop] [--loop-epochs 3] [--formats] [--compile]``
 """
 
 from __future__ import annotations
@@ -67,9 +69,9 @@ def conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddin
     return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
-#: memory format and precision of a step: the kit's CPU default, channels-last, and
-#: channels-last with bf16 autocast (``--formats`` times the last two as well)
-MODES = ("fp32", "fp32 channels-last", "bf16 channels-last")
+#: memory format and precision of a step: the kit's (channels-last, fp32), then the
+#: contiguous layout and channels-last with bf16 autocast (``--formats`` times those too)
+MODES = ("fp32 channels-last", "fp32 contiguous", "bf16 channels-last")
 
 
 class Case:
@@ -77,7 +79,7 @@ class Case:
     optimiser, ready to be timed."""
 
     def __init__(self, arch: str, size: tuple[int, int], imagenet: bool,
-                 mode: str = "fp32") -> None:
+                 mode: str = MODES[0]) -> None:
         seed_everything(0)
         self.arch, self.size, self.mode = arch, size, mode
         self.model = build_model(arch, NUM_CLASSES, EMBEDDING_DIM, imagenet_init=imagenet)
@@ -96,7 +98,7 @@ class Case:
 
     @property
     def label(self) -> str:
-        mode = "" if self.mode == "fp32" else f" {self.mode}"
+        mode = "" if self.mode == MODES[0] else f" {self.mode}"
         return f"{self.arch} {self.size[0]}x{self.size[1]}{mode}"
 
     def autocast(self) -> torch.autocast:
@@ -164,10 +166,11 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 3.0) -> floa
     return 2 * n**3 / best / 1e9
 
 
-def kit_loop_rate(arch: str, epochs: int) -> tuple[float, float]:
+def kit_loop_rate(arch: str, epochs: int) -> tuple[float, float, float]:
     """Images trained per second by the kit's own source training of ``arch`` (classroom
-    profile, its input size and batch; the classroom source world, generated if missing),
-    over ``epochs`` epochs, and the seconds it took."""
+    profile, its input size and batch; the classroom source world, generated if missing)
+    over ``epochs`` epochs: in the epochs alone, and with the one decoding of the images into
+    the cache before them; and the seconds the whole call took."""
     from tcul_helpers.experiment.pipeline import ensure_world
     from tcul_helpers.settings.config import get_config
     from tcul_helpers.training.loops import train_source
@@ -180,7 +183,8 @@ def kit_loop_rate(arch: str, epochs: int) -> tuple[float, float]:
     t0 = time.perf_counter()
     _model, hist = train_source(source.train, cfg, torch.device("cpu"), progress=False)
     seconds = time.perf_counter() - t0
-    return hist["batches_per_epoch"] * P * M * epochs / seconds, seconds
+    images = hist["batches_per_epoch"] * P * M * epochs
+    return images / sum(hist["seconds"]), images / seconds, seconds
 
 
 def main() -> None:
@@ -194,6 +198,9 @@ def main() -> None:
                         help="also time the kit's own source training (the loop / step ratio)")
     parser.add_argument("--formats", action="store_true",
                         help="also time the 64x32 steps channels-last, fp32 and bf16 autocast")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile on the 64x32 training steps: its compile "
+                             "time against the seconds it saves in a classroom run")
     parser.add_argument("--loop-epochs", type=int, default=3,
                         help="epochs of the kit's source training per network (3)")
     args = parser.parse_args()
@@ -245,6 +252,8 @@ def main() -> None:
         print(f"  {c.label:<40} train {c.rate('train', 0.9):6.0f} .. {c.rate('train', 0.1):6.0f}"
               f"   extract {c.rate('extract', 0.9):6.0f} .. {c.rate('extract', 0.1):6.0f}")
     roofline(cases, args)
+    if args.compile:
+        compiled(cases)
     print(f"load average at end: {os.getloadavg()[0]:.2f}; "
           f"total {time.perf_counter() - t_start:.0f}s")
 
@@ -270,16 +279,44 @@ def roofline(cases: list[Case], args: argparse.Namespace) -> None:
     if not args.loop:
         return
     print()
-    print(f"the kit's loop (train_source, classroom, {args.loop_epochs} epochs, cache, "
-          "augmentation, sampler) beside its in-memory step:")
+    print(f"the kit's loop (train_source, classroom, {args.loop_epochs} epochs from the cache: "
+          "sampler, batches, augmentation, loss, logging) beside its in-memory step; "
+          "'+ decode' adds the one decoding of the images before the first epoch:")
     print(f"{'network':<40}{'loop img/s':>11}{'step img/s':>11}{'loop / step':>12}"
-          f"{'seconds':>9}")
+          f"{'+ decode':>10}{'seconds':>9}")
     for c in cases:
-        if c.size != (64, 32) or c.mode != "fp32":  # the kit's classroom size and mode
+        if c.size != (64, 32) or c.mode != MODES[0]:  # the kit's classroom size and mode
             continue
-        loop, seconds = kit_loop_rate(c.arch, args.loop_epochs)
-        print(f"{c.label:<40}{loop:>11.0f}{c.rate('train'):>11.0f}"
-              f"{loop / c.rate('train'):>12.2f}{seconds:>9.1f}")
+        loop, with_decode, seconds = kit_loop_rate(c.arch, args.loop_epochs)
+        step = c.rate("train")
+        print(f"{c.label:<40}{loop:>11.0f}{step:>11.0f}{loop / step:>12.2f}"
+              f"{with_decode / step:>10.2f}{seconds:>9.1f}")
+
+def compiled(cases: list[Case], steps: int = 30) -> None:
+    """``torch.compile`` of each 64x32 network's training step in the kit's mode: the
+    seconds of the first compiled steps (the compilation) and the compiled step's img/s
+    beside the eager one, and how many images a run must train before compiling pays."""
+    print()
+    print(f"torch.compile (default mode) of the training step, {steps} steps each after the "
+          "compilation:")
+    print(f"{'network':<40}{'compile s':>10}{'eager img/s':>12}{'compiled img/s':>15}"
+          f"{'pays after':>14}")
+    for c in cases:
+        if c.size != (64, 32) or c.mode != MODES[0]:
+            continue
+        case = Case(c.arch, c.size, imagenet=c.arch == "mobilenet_v2")
+        case.model = torch.compile(case.model)
+        t0 = time.perf_counter()
+        for _ in range(3):  # the first calls compile (train mode, then its backward)
+            case.train_step()
+        compile_s = time.perf_counter() - t0
+        for _ in range(steps):
+            case.timed("train")
+        fast, eager = case.rate("train"), c.rate("train")
+        saved = 1 / eager - 1 / fast  # seconds saved per image trained
+        pays = f"{compile_s / saved:,.0f} img" if saved > 0 else "never"
+        print(f"{c.label:<40}{compile_s:>10.1f}{eager:>12.0f}{fast:>15.0f}{pays:>14}")
+
 
 if __name__ == "__main__":
     main()

@@ -303,6 +303,7 @@ def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[
     sweeps = types.ModuleType("tcul_helpers.experiment.sweeps")
     sweeps.run_sweeps = lambda cfg, **kw: calls.setdefault("sweeps", (cfg, kw)) and None
     sweeps.default_dir = real_sweeps.default_dir
+    sweeps.default_runs = real_sweeps.default_runs
     import tcul_helpers.experiment as experiment
 
     for name, module in (("demo", demo), ("sweeps", sweeps)):
@@ -315,13 +316,17 @@ def test_demo_and_sweeps_wrappers_pass_their_arguments(base: Path, common: list[
     assert kw == {"out_dir": base / "runs" / "demo-smoke-seed2", "fresh": True,
                   "progress": False, "device": "auto",
                   "sweeps_dir": base / "runs" / "smoke" / "seed2" / "sweeps",
-                  "runs": base / "runs"}
+                  "runs": base / "runs", "fig4": None}
+    calls.clear()
+    assert run("demo", *common, "--no-sweeps")[0] == 0
+    assert calls["demo"][1]["fig4"] is False  # no Fig. 4 grid
 
     assert run("sweeps", *common, "--only", "lambda_fr,n_clusters", "--out",
                str(base / "sw"))[0] == 0
     cfg, kw = calls["sweeps"]
     assert kw == {"out_dir": base / "sw", "progress": False, "device": "auto",
-                  "only": ["lambda_fr", "n_clusters"]}
+                  "only": ["lambda_fr", "n_clusters"],
+                  "shared_runs": {"tcul": base / "runs" / "smoke" / "seed0" / "tcul"}}
 
 
 def test_prepare_computes_what_the_notebooks_read_then_reuses_it(base: Path, common: list[str]):
@@ -336,7 +341,11 @@ def test_prepare_computes_what_the_notebooks_read_then_reuses_it(base: Path, com
     runs = base / "runs"
     own = json.loads((runs / "demo-smoke-seed0" / "results.json").read_text())
     assert set(own["starts"]) == {"scratch", "imagenet"}
-    assert (runs / "demo-smoke-seed0-imagenet" / "results.json").is_file()
+    other = json.loads((runs / "demo-smoke-seed0-imagenet" / "results.json").read_text())
+    assert "fig4 sweeps" not in other["stages"]  # read beside the own start's: no Fig. 4 grid
+    assert not (runs / "smoke" / "seed0" / "sweeps-imagenet").exists()
+    assert own["stages"]["fig4 sweeps"]["reused"]  # the sweeps step computed the points
+    assert "NOT COMPUTED" not in (runs / "demo-smoke-seed0" / "report.md").read_text()
     assert {"lambda_fr", "n_clusters"} <= set(load_sweeps(runs / "smoke" / "seed0" / "sweeps"))
     assert "prepared: profile smoke, seed 0" in out
     written = {p: p.stat().st_mtime_ns for p in runs.rglob("*")

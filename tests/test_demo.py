@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 from tcul_helpers.experiment.demo import FIGURE_FILES, run_demo  # noqa: E402
 from tcul_helpers.experiment.report import PAPER_TABLE2, claims, write_report  # noqa: E402
 from tcul_helpers.experiment.sweeps import load_sweeps, run_sweeps, sweep_plan  # noqa: E402
+from tcul_helpers.infra.errors import TCULError  # noqa: E402
 from tcul_helpers.settings.config import get_config  # noqa: E402
 
 CORE_FIGURES = ("fig2", "fig3", "fig5", "iterations")
@@ -57,8 +58,8 @@ def test_demo_writes_report_results_and_figures(demo):
                 assert right / (same + cross) == pytest.approx(h["precision"])
     assert data["seed"] == cfg.seed and data["config"]["profile"] == "smoke"
     assert set(data["stage_seconds"]) >= {"worlds", "source model", "baseline", "tcul", "sul",
-                                          "pul", "figures", "report"}
-    assert data["sweeps"]["status"] == "not computed"
+                                          "pul", "fig4 sweeps", "figures", "report"}
+    assert data["sweeps"]["status"] == {"lambda_fr": 2, "n_clusters": 2}
     report = (out / "report.md").read_text()
     assert "| TCUL |" in report and "| PUL-style |" in report
     assert "quoted from the paper" in report
@@ -68,8 +69,9 @@ def test_demo_writes_report_results_and_figures(demo):
     assert "inside one camera or across cameras" in report
     last = data["camera_pairs"]["tcul"][-1]["true_pairs_cross_camera"]
     assert "in the last iteration: SUL" in report and f"TCUL {last:.0f}." in report
-    assert report.count("NOT COMPUTED") == 2  # the two sweep claims
-    assert "`make sweeps`" in report
+    assert "NOT COMPUTED" not in report  # the demo's Fig. 4 grid decides the sweep claims
+    for key in ("fig4a", "fig4b"):
+        assert f"]({FIGURE_FILES[key]})" in report
     tcul_map = f"{data['methods']['tcul']['mAP']:.1f}"
     assert tcul_map in report  # numbers come from the run
 
@@ -90,7 +92,7 @@ def test_second_demo_call_reuses_everything(demo):
     lines: list[str] = []
     again = run_demo(cfg, root / "demo", progress=False, log=lines.append,
                      sweeps_dir=root / "sweeps")
-    for stage in ("source model", "baseline", "tcul", "sul", "pul"):
+    for stage in ("source model", "baseline", "tcul", "sul", "pul", "fig4 sweeps"):
         assert again["stages"][stage]["reused"], stage
         assert again["stages"][stage]["seconds"] < 2.0, stage
     assert again["methods"] == first["methods"]
@@ -100,7 +102,7 @@ def test_second_demo_call_reuses_everything(demo):
 def test_sweeps_cache_and_demo_sweep_figures(demo):
     demo_cfg, root, _, _ = demo
     cfg = demo_cfg.replace(n_iter=1)  # one iteration per point keeps the test fast
-    sweeps_dir = root / "sweeps"
+    sweeps_dir = root / "sweeps-n_iter1"
     assert load_sweeps(sweeps_dir) == {}
     log: list[str] = []
     res = run_sweeps(cfg, sweeps_dir, progress=False, only=["lambda_fr"], log=log.append,
@@ -121,16 +123,57 @@ def test_sweeps_cache_and_demo_sweep_figures(demo):
     loaded = load_sweeps(sweeps_dir)
     assert list(loaded) == ["lambda_fr"] and len(loaded["lambda_fr"]) == 2
     # a demo with other settings does not draw these points ...
-    run_demo(demo_cfg, root / "demo", progress=False, log=None, sweeps_dir=sweeps_dir)
-    assert not (root / "demo" / FIGURE_FILES["fig4a"]).exists()
+    run_demo(demo_cfg, root / "demo0", progress=False, log=None, sweeps_dir=sweeps_dir,
+             runs=root, fig4=False)
+    assert not (root / "demo0" / FIGURE_FILES["fig4a"]).exists()
     # ... the demo with the sweeps' settings draws Fig. 4a and evaluates the lambda_fr claim
     lines: list[str] = []
-    run_demo(cfg, root / "demo1", progress=False, log=lines.append, sweeps_dir=sweeps_dir)
+    run_demo(cfg, root / "demo1", progress=False, log=lines.append, sweeps_dir=sweeps_dir,
+             fig4=False)
     assert (root / "demo1" / FIGURE_FILES["fig4a"]).exists()
     report = (root / "demo1" / "report.md").read_text()
     assert f"]({FIGURE_FILES['fig4a']})" in report
     assert "no lambda_fr sweep cached" not in report  # the lambda_fr claim is decided
     assert "no n_clusters sweep cached" in report
+
+
+def test_the_demo_computes_its_fig4_grid_and_shares_the_tcul_run(demo):
+    """The demo's Fig. 4 stage computes each point of its grid as a real adaptation run, once,
+    into the sweeps cache; the point at the default settings is the demo's TCUL run itself."""
+    cfg, root, results, lines = demo
+    computed = [x for x in lines if x.startswith(("lambda_fr tcul", "n_clusters tcul"))]
+    points = {(p["sweep"], p["value"]): p for name in ("lambda_fr", "n_clusters")
+              for p in results["sweeps"]["points"][name]}
+    assert len(points) == 4
+    shared = [p for p in points.values() if "run_dir" in p]
+    assert [(p["sweep"], p["value"]) for p in shared] == [("n_clusters", cfg.n_clusters)]
+    run = json.loads((Path(shared[0]["run_dir"]) / "history.json").read_text())
+    assert shared[0]["mAP"] == run["iterations"][-1]["mAP"] == results["methods"]["tcul"]["mAP"]
+    assert len(computed) == 3  # the other three points: one adaptation run each
+    for p in points.values():
+        assert len(p["n_reliable"]) == cfg.n_iter and p["mAP"] is not None
+
+
+def test_the_demo_grid_is_part_of_the_full_grid():
+    from tcul_helpers.data.records import ReidDataset
+
+    class Target(ReidDataset):
+        num_train_pids = 200
+
+        def __init__(self):
+            self.train = [None] * 3000
+
+    cfg = get_config("classroom")
+    full, demo_grid = sweep_plan(cfg, Target()), sweep_plan(cfg, Target(), grid="demo")
+    assert set(demo_grid) == {"lambda_fr", "n_clusters"}
+    for name, spec in demo_grid.items():
+        assert set(spec["values"]) <= set(full[name]["values"]), name
+        below = [v for v in spec["values"] if v < spec["true_value"]]
+        above = [v for v in spec["values"] if v > spec["true_value"]]
+        assert below and above and spec["true_value"] in spec["values"], name
+    assert demo_grid["n_clusters"]["values"] == [100, 150, 200, 300]
+    with pytest.raises(TCULError, match="unknown sweep grid 'tiny'"):
+        sweep_plan(cfg, Target(), grid="tiny")
 
 
 def test_load_sweeps_empty(tmp_path):

@@ -173,7 +173,7 @@ def test_extract_features_order_shape_and_values(records):
     assert feats.shape == (len(records), cfg.embedding_dim) and feats.dtype == np.float32
     assert model.training  # mode restored
     # reference: one image at a time through the eval transform
-    t = build_transforms(cfg, train=False)
+    t = build_transforms(cfg)
     model.eval()
     with torch.no_grad():
         for i in (0, 7, len(records) - 1):

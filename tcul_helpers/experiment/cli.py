@@ -233,11 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_config)
 
     p = add("demo", "the whole experiment, written up in a report",
-            "Run every stage (worlds, source model, TCUL and its variants) and write the "
-            "report. Default --out: <runs>/demo for the classroom profile and seed 0, else "
+            "Run every stage (worlds, source model, TCUL and its variants, and on the CPU "
+            "profiles the Fig. 4 grid of lambda_fr and K) and write the report. Default "
+            "--out: <runs>/demo for the classroom profile and seed 0, else "
             "<runs>/demo-<profile>-seed<S>.",
-            f"  {PROG} demo --profile smoke\n  {PROG} demo --seed 1 --fresh")
+            f"  {PROG} demo --profile smoke\n  {PROG} demo --seed 1 --fresh\n"
+            f"  {PROG} demo --no-sweeps   (no Fig. 4 grid: 3 of the 5 claims decided)")
     p.add_argument("--fresh", action="store_true", help="start over instead of reusing runs")
+    p.add_argument("--no-sweeps", action="store_true",
+                   help="skip the Fig. 4 grid (lambda_fr, K); the report draws the points "
+                        "`make sweeps` cached")
     p.set_defaults(handler=cmd_demo)
 
     p = add("sweeps", "the report's parameter sweeps",
@@ -619,7 +624,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = args.out or demo.default_out(cfg, args.runs)
     demo.run_demo(cfg, out_dir=out, fresh=args.fresh, progress=_progress(args),
                   device=cfg.device, sweeps_dir=sweeps.default_dir(cfg, args.runs),
-                  runs=args.runs)
+                  runs=args.runs, fig4=False if args.no_sweeps else None)
     print(f"demo finished: open {Path(out) / 'report.md'}")
     return 0
 
@@ -634,7 +639,7 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     if args.only is not None:
         only = [s.strip() for s in args.only.split(",") if s.strip()] or None
     sweeps.run_sweeps(cfg, out_dir=out, progress=_progress(args), device=cfg.device,
-                      only=only)
+                      only=only, shared_runs=sweeps.default_runs(cfg, args.runs))
     print(f"sweeps finished: outputs in {out}")
     return 0
 

@@ -32,7 +32,7 @@ from ..training.models import model_to_device
 from . import pipeline
 from .report import write_report
 from .run_store import STATE, camera_pair_history, load_history, run_complete
-from .sweeps import default_dir, load_sweeps
+from .sweeps import default_dir, load_sweeps, run_sweeps
 
 METRICS = ("rank1", "rank5", "rank10", "mAP")
 FIGURE_FILES = {
@@ -247,14 +247,18 @@ def run_demo(
     sweeps_dir: str | Path | None = None,
     command: str | None = None,
     runs: str | Path | None = None,
+    fig4: bool | None = None,
 ) -> dict:
     """Run the whole demo into ``out_dir`` and return the results (also ``results.json``).
 
     Stages (each timed, ``reused`` when read from disk): worlds, source model, baseline,
-    TCUL, SUL, PUL-style, figures, report. Sweep figures are drawn from whatever
-    :func:`tcul_helpers.experiment.sweeps.load_sweeps` finds in ``sweeps_dir`` (default:
-    :func:`tcul_helpers.experiment.sweeps.default_dir` under ``runs``) for ``cfg``'s settings. The
-    source
+    TCUL, SUL, PUL-style, Fig. 4, figures, report. The Fig. 4 stage (``fig4``; default: on
+    the CPU profiles in one process) runs the demo's grid of lambda_fr and K
+    (:func:`tcul_helpers.experiment.sweeps.run_sweeps`, ``grid="demo"``; its point at the
+    default settings is the TCUL run itself) into ``sweeps_dir`` (default:
+    :func:`tcul_helpers.experiment.sweeps.default_dir` under ``runs``), shared with ``make
+    sweeps`` and notebook 08; the sweep figures are drawn from every point cached there for
+    ``cfg``'s settings. The source
     model and the runs are cached under ``runs`` (default: ``out_dir``'s parent, so that
     ``runs/demo`` shares ``runs/<profile>/seed<S>`` with the command line and notebooks).
     The last log line is ``Report: <path>``. Under torchrun the ranks share the training
@@ -324,10 +328,23 @@ def run_demo(
         say(f"{variant}: rank-1 {number(methods[variant]['rank1'])}  "
             f"mAP {number(methods[variant]['mAP'])}")
 
+    if sweeps_dir is None:
+        sweeps_dir = default_dir(cfg, runs_root, datasets)
+    if fig4 is None:  # the paper profile's runs take hours each: `make sweeps` there
+        fig4 = cfg.profile != "paper" and distributed.world_size() == 1
+    if fig4:
+        computed: list[str] = []  # a line per point computed now (none: all were cached)
+
+        def point_done(msg: str) -> None:
+            computed.append(msg)
+            say(msg)
+
+        stages.run("fig4 sweeps", lambda: run_sweeps(
+            cfg, sweeps_dir, only=("lambda_fr", "n_clusters"), grid="demo", progress=progress,
+            device=dev, log=point_done, source_dir=source_dir, source_model=model,
+            shared_runs={"tcul": run_dirs["tcul"]}), lambda: not computed)
+
     def finish() -> dict[str, Any]:  # realism, figures and the report: rank 0 alone
-        nonlocal sweeps_dir
-        if sweeps_dir is None:
-            sweeps_dir = default_dir(cfg, runs_root, datasets)
         sweeps = load_sweeps(sweeps_dir, cfg)
         results: dict[str, Any] = {
             "profile": cfg.profile,

@@ -36,18 +36,21 @@ def preparation_steps(cfg: Config, runs: str | Path = "runs", world_sweeps: bool
     def sweep_step(progress, log):
         return sweeps.run_sweeps(cfg, sweeps.default_dir(cfg, runs), progress=progress,
                                  device=cfg.device, only=only, log=log,
-                                 source_dir=pipeline.source_dir(cfg, runs))
+                                 source_dir=pipeline.source_dir(cfg, runs),
+                                 shared_runs=sweeps.default_runs(cfg, runs))
 
-    def demo_step(c: Config):
+    def demo_step(c: Config, fig4: bool):
         def step(progress, log):
             return demo.run_demo(c, demo.default_out(c, runs), progress=progress, device=c.device,
-                                 log=log, sweeps_dir=sweeps.default_dir(c, runs), runs=runs)
+                                 log=log, sweeps_dir=sweeps.default_dir(c, runs), runs=runs,
+                                 fig4=None if fig4 else False)  # None: the demo's own rule
         return step
 
     names = ", ".join(only)
     steps = [(f"sweeps ({names}), {own_start} start", sweep_step),
-             (f"demo, {other_start} start", demo_step(other)),
-             (f"demo, {own_start} start", demo_step(cfg))]
+             # the other start's demo is read beside this one's: without its own Fig. 4 grid
+             (f"demo, {other_start} start", demo_step(other, fig4=False)),
+             (f"demo, {own_start} start", demo_step(cfg, fig4=True))]
     if not own:  # a --start other than the profile's: its demo is the one the notebooks skip
         steps[1], steps[2] = steps[2], steps[1]
     return steps

@@ -12,6 +12,10 @@ One point = one adaptation run; its result is one JSON file
 reliable counts and precision, value, variant, seed, seconds). A cached point is never
 recomputed unless its :func:`point_key` differs (other settings, seed or worlds). All
 points share one source model, ``pipeline.run_root(cfg)/source``.
+
+The demo computes a part of the lambda_fr and K lists (``grid="demo"``, the paper's Fig. 4
+shape) into the same cache; a point at the default settings is read from the finished run
+with those settings (the demo's TCUL run, :func:`point_from_run`) rather than computed again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,7 @@ from ..infra.errors import TCULError
 from ..settings.config import INFINITE_FRAMES, Config, fingerprint, is_source_setting
 from ..training.models import ReidNet
 from . import pipeline
-from .run_store import camera_pair_history
+from .run_store import camera_pair_history, load_history, run_complete
 
 SWEEPS = ("lambda_fr", "n_clusters", "crowd_density", "reappear_prob")
 WORLD_SWEEPS = ("crowd_density", "reappear_prob")
@@ -60,11 +64,24 @@ def _default_knob(cfg: Config, knob: str) -> float:
     return float(getattr(resolve_knobs("target", cfg.world_scale), knob))
 
 
-def sweep_plan(cfg: Config, target: ReidDataset) -> dict[str, dict]:
+#: the grids of the demo's Fig. 4 (a part of the full grids, so their points are shared):
+#: lambda_fr below and above the default (as multiples of it) and "infinite"; K around the
+#: true number of identities, as the paper's 250 / 500 / 750 / 1000 around 751
+DEMO_LAMBDA_FACTORS = (0.25, 1, 4)
+DEMO_K_FACTORS = (0.5, 0.75, 1.0, 1.5)
+#: which points a plan holds: every sweep's full list, or the demo's Fig. 4 grids alone
+GRIDS = ("full", "demo")
+
+
+def sweep_plan(cfg: Config, target: ReidDataset, grid: str = "full") -> dict[str, dict]:
     """The values of every sweep for ``cfg``'s profile: ``{sweep: {"param", "variants",
     "values", "true_value"}}``. ``smoke`` runs 2 values per sweep, other profiles the
-    full lists. ``true_value`` is the number of target training identities for K, the
-    world's default for the world knobs and ``cfg.lambda_fr`` for lambda_fr."""
+    full lists; ``grid="demo"`` keeps lambda_fr and K only, at :data:`DEMO_LAMBDA_FACTORS`
+    (and "infinite") and :data:`DEMO_K_FACTORS`. ``true_value`` is the number of target
+    training identities for K, the world's default for the world knobs and ``cfg.lambda_fr``
+    for lambda_fr."""
+    if grid not in GRIDS:
+        raise TCULError(f"unknown sweep grid {grid!r}: use one of {', '.join(GRIDS)}")
     small = cfg.profile == "smoke"
     lam = cfg.lambda_fr
     n_ids = target.num_train_pids
@@ -72,6 +89,10 @@ def sweep_plan(cfg: Config, target: ReidDataset) -> dict[str, dict]:
     if small:
         lam_values = [int(round(0.25 * lam)), INFINITE_FRAMES]
         k_factors = [0.5, 1.0]
+    elif grid == "demo":
+        lam_values = sorted({int(round(f * lam)) for f in DEMO_LAMBDA_FACTORS}
+                            | {INFINITE_FRAMES})
+        k_factors = list(DEMO_K_FACTORS)
     else:
         lam_values = sorted({int(round(f * lam)) for f in (0, 0.1, 0.25, 0.5, 1, 2, 4, 10)}
                             | {INFINITE_FRAMES})
@@ -85,7 +106,7 @@ def sweep_plan(cfg: Config, target: ReidDataset) -> dict[str, dict]:
     else:
         crowd_values = sorted({round(crowd * f, 4) for f in (0.5, 1, 2, 4, 8, 16)})
         reappear_values = sorted({0.0, reappear, 0.15, 0.3, 0.6})
-    return {
+    plan = {
         "lambda_fr": {"param": "lambda_fr", "variants": ["tcul"], "values": lam_values,
                       "true_value": float(lam)},
         "n_clusters": {"param": "n_clusters", "variants": ["tcul"], "values": ks,
@@ -95,6 +116,9 @@ def sweep_plan(cfg: Config, target: ReidDataset) -> dict[str, dict]:
         "reappear_prob": {"param": "reappear_prob", "variants": ["tcul", "sul"],
                           "values": reappear_values, "true_value": reappear},
     }
+    if grid == "demo":
+        return {name: plan[name] for name in ("lambda_fr", "n_clusters")}
+    return plan
 
 
 def point_path(out_dir: str | Path, sweep: str, variant: str, value: Any) -> Path:
@@ -175,7 +199,38 @@ def run_point(
     res = pipeline.run_adaptation(run_cfg, source_model, target, run_dir, device=device,
                                   progress=progress, fresh=True, evaluate_each=False)
     seconds = time.perf_counter() - t0
-    final = res.history[-1] if res.history else dict(res.baseline)
+    point = _point(cfg, sweep, variant, value, key, true_value, target, res.history,
+                   res.baseline, camera_pair_history(run_dir, target), seconds)
+    write_json(path, point)
+    shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are not needed once cached
+    if log:
+        log(f"{sweep} {variant} {value_name(value)}: mAP {point['mAP']:.1f} ({seconds:.0f} s)")
+    point["cached"] = False
+    return point
+
+
+def point_from_run(cfg: Config, sweep: str, variant: str, run_dir: str | Path, out_dir: str | Path,
+                   target: ReidDataset, true_value: float | None = None) -> dict:
+    """The point of ``sweep`` at ``cfg``'s own value, read from the finished run of
+    ``variant`` with ``cfg``'s settings in ``run_dir`` (the demo's run: the same adaptation
+    run, not computed twice), and cached as :func:`run_point` caches a point."""
+    value = getattr(cfg, sweep)
+    hist = load_history(run_dir)
+    seconds = sum(float(it.get("seconds") or 0.0) for it in hist["iterations"])
+    point = _point(cfg, sweep, variant, value, point_key(cfg, sweep, value), true_value, target,
+                   hist["iterations"], hist["baseline"], camera_pair_history(run_dir, target),
+                   seconds)
+    point["run_dir"] = str(run_dir)
+    write_json(point_path(out_dir, sweep, variant, value), point)
+    point["cached"] = False
+    return point
+
+
+def _point(cfg: Config, sweep: str, variant: str, value: Any, key: str,
+           true_value: float | None, target: ReidDataset, history: list[dict],
+           baseline: dict, camera_pairs: list[dict], seconds: float) -> dict:
+    """A sweep point's record: the last iteration's metrics and each iteration's selection."""
+    final = history[-1] if history else dict(baseline)
     number = isinstance(value, int | float) and not isinstance(value, bool)
     point = {
         "sweep": sweep,
@@ -191,23 +246,18 @@ def run_point(
         "rank5": final.get("rank5"),
         "rank10": final.get("rank10"),
         "mAP": final.get("mAP"),
-        "baseline": {k: res.baseline.get(k) for k in ("rank1", "rank5", "rank10", "mAP")},
-        "n_reliable": [h.get("n_reliable") for h in res.history],
-        "precision": [h.get("precision") for h in res.history],
-        "recall": [h.get("recall") for h in res.history],
-        # the last iteration's kept pairs split by camera (the run folder is deleted below)
-        "camera_pairs": (camera_pair_history(run_dir, target) or [None])[-1],
+        "baseline": {k: baseline.get(k) for k in ("rank1", "rank5", "rank10", "mAP")},
+        "n_reliable": [h.get("n_reliable") for h in history],
+        "precision": [h.get("precision") for h in history],
+        "recall": [h.get("recall") for h in history],
+        # the last iteration's kept pairs split by camera (the run folder may be deleted)
+        "camera_pairs": (camera_pairs or [None])[-1],
         "n_train_ids": target.num_train_pids,
         "n_train_images": len(target.train),
         "seconds": seconds,
     }
     if "manifest" in target.extra:
         point["world_measured"] = target.extra["manifest"].get("measured")
-    write_json(path, point)
-    shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are not needed once cached
-    if log:
-        log(f"{sweep} {variant} {value_name(value)}: mAP {point['mAP']:.1f} ({seconds:.0f} s)")
-    point["cached"] = False
     return point
 
 
@@ -220,18 +270,27 @@ def run_sweeps(
     only: Iterable[str] | None = None,
     log: Callable[[str], object] | None = print,
     source_dir: str | Path | None = None,
+    grid: str = "full",
+    source_model: ReidNet | None = None,
+    shared_runs: Mapping[str, str | Path] | None = None,
 ) -> dict:
     """Run (or read from the cache) every point of the sweeps named in ``only`` (default:
-    all four). Returns ``{sweep: [point, ...]}``; each point has ``cached`` True when it
-    was read from disk."""
+    all four) on ``grid`` (:func:`sweep_plan`). Returns ``{sweep: [point, ...]}``; each point
+    has ``cached`` True when it was read from disk.
+
+    ``shared_runs`` maps a variant to the folder of its run with ``cfg``'s own settings
+    (the demo's runs): a point at ``cfg``'s own value is read from that run when it is
+    finished (:func:`point_from_run`) instead of being computed again. ``source_model``:
+    f_theta0 when the caller has it already."""
     names = list(SWEEPS if only is None else only)
     bad = [s for s in names if s not in SWEEPS]
     if bad:
         raise TCULError(f"unknown sweep(s) {', '.join(bad)}: use {', '.join(SWEEPS)}")
     out_dir = Path(out_dir)
     target = pipeline.ensure_world(cfg, "target", progress=progress)
-    plan = sweep_plan(cfg, target)
-    model: ReidNet | None = None
+    plan = sweep_plan(cfg, target, grid)
+    names = [n for n in names if n in plan]
+    model = source_model
     results: dict[str, list[dict]] = {}
     for name in names:
         spec = plan[name]
@@ -239,9 +298,16 @@ def run_sweeps(
             for variant in spec["variants"]:
                 path = point_path(out_dir, name, variant, value)
                 cached = read_json_cache(path) if path.exists() else None
-                if cached is None or cached.get("key") != point_key(cfg, name, value):
-                    if model is None:
-                        model = _source(cfg, source_dir, device, progress, log)
+                if cached is not None and cached.get("key") == point_key(cfg, name, value):
+                    results.setdefault(name, []).append({**cached, "cached": True})
+                    continue
+                run_dir = _shared_run(cfg, name, variant, value, shared_runs, target)
+                if run_dir is not None:
+                    results.setdefault(name, []).append(point_from_run(
+                        cfg, name, variant, run_dir, out_dir, target, spec["true_value"]))
+                    continue
+                if model is None:
+                    model = _source(cfg, source_dir, device, progress, log)
                 point = run_point(
                     cfg, name, variant, value, out_dir, source_model=model,
                     target=None if name in WORLD_SWEEPS else target,
@@ -250,6 +316,27 @@ def run_sweeps(
                 results.setdefault(name, []).append(point)
         results[name].sort(key=lambda p: (p.get("variant", ""), p["value"]))
     return results
+
+
+def default_runs(cfg: Config, runs: str | Path = "runs",
+                 datasets: pipeline.Datasets | None = None) -> dict[str, Path]:
+    """The folders of the runs with ``cfg``'s own settings (the demo's, the command line's)
+    that hold sweep points at the default values: ``{"tcul": runs/<profile>/seed<S>/tcul}``."""
+    return {"tcul": pipeline.variant_dir(pipeline.variant_config(cfg, "tcul"), "tcul", runs,
+                                         datasets)}
+
+
+def _shared_run(cfg: Config, sweep: str, variant: str, value: Any,
+                shared_runs: Mapping[str, str | Path] | None, target: ReidDataset
+                ) -> Path | None:
+    """The finished run in ``shared_runs`` that is the point ``(sweep, variant, value)``: one
+    at ``cfg``'s own value of a setting (not a world knob), with ``cfg``'s settings."""
+    if not shared_runs or variant not in shared_runs or sweep in WORLD_SWEEPS:
+        return None
+    if float(value) != float(getattr(cfg, sweep)):
+        return None
+    run_dir = Path(shared_runs[variant])
+    return run_dir if run_complete(run_dir, pipeline.variant_config(cfg, variant), target) else None
 
 
 def visit_order(values: Iterable[float], true_value: float | None = None) -> list[float]:

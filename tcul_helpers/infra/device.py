@@ -1,9 +1,10 @@
-"""Device choice, seeding and the CUDA-only speed switches (AMP, channels-last).
+"""Device choice, seeding and the speed switches (channels-last, AMP on CUDA).
 
 Every random step of the kit takes a seed; :func:`seed_everything` seeds Python, NumPy and
 torch (CPU and CUDA) at once so that the same seed on CPU gives the same numbers.
-Mixed precision and channels-last memory layout are used on CUDA only: on a CPU they do
-not help and would change the numbers.
+Images and convolution weights are laid out channels-last on every device (on a CPU,
+oneDNN's convolutions are faster that way: ``benchmarks/bench_archs.py --formats``).
+Mixed precision (float16 autocast) is used on CUDA only.
 """
 
 from __future__ import annotations
@@ -100,5 +101,7 @@ def autocast(device: torch.device | str, enabled: bool) -> Iterator[None]:
 
 
 def memory_format(device: torch.device | str) -> torch.memory_format:
-    """``torch.channels_last`` on CUDA (faster convolutions with AMP), contiguous on CPU."""
-    return torch.channels_last if is_cuda(device) else torch.contiguous_format
+    """The memory format of images and models on ``device``: ``torch.channels_last`` (CUDA
+    with AMP, and oneDNN's CPU convolutions, are faster that way)."""
+    del device  # the same on every device the kit runs on
+    return torch.channels_last

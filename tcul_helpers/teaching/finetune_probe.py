@@ -28,16 +28,16 @@ import numpy as np
 import torch
 
 from ..data.records import ImageRecord
-from ..infra.device import memory_format, resolve_device, seed_everything
+from ..infra.device import make_generator, memory_format, resolve_device, seed_everything
 from ..infra.errors import TCULError
 from ..infra.progress import tqdm
 from ..method.triplet_loss import TripletMining, batch_hard_triplet_loss
 from ..settings.config import Config
 from ..training.features import extract_features
-from ..training.image_dataset import ImageDataset
+from ..training.image_dataset import ImageCache, resized_dataset
 from ..training.models import ReidNet, model_to_device
 from ..training.sampler import IdentitySampler, apply_singleton_rule
-from ..training.transforms import build_transforms
+from ..training.transforms import augment_batch, normalize_batch
 
 
 @dataclass
@@ -104,8 +104,9 @@ def probe_finetune(
     device = resolve_device(cfg.device)
     seed_everything(seed)
     net = model_to_device(copy.deepcopy(model).drop_classifier(), device)
-    dataset = ImageDataset([records[i] for i in keep], build_transforms(cfg, train=True),
-                           labels=labels, cache=True, image_size=(cfg.height, cfg.width))
+    dataset = resized_dataset([records[i] for i in keep], cfg.height, cfg.width, labels,
+                              cache=ImageCache(cfg.height, cfg.width))
+    augmentation = make_generator(seed)
     sampler = IdentitySampler(labels, cfg.batch_ids, cfg.batch_instances, seed=seed,
                               epoch=cfg.epoch)
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.target_lr, momentum=cfg.momentum,
@@ -124,7 +125,8 @@ def probe_finetune(
                 batches = iter(sampler.batches())
                 batch = next(batches)
             images = torch.stack([dataset[i][0] for i in batch]).to(
-                device, memory_format=memory_format(device))  # as the copy: channels-last on CUDA
+                device, memory_format=memory_format(device))  # the copy's memory format
+            images = augment_batch(normalize_batch(images), cfg, augmentation)
             y = torch.from_numpy(labels[batch]).to(device)
             emb = net(images)
             emb = emb[0] if isinstance(emb, tuple) else emb

@@ -23,8 +23,8 @@ from ..infra.device import autocast, is_cuda, memory_format, resolve_device, use
 from ..infra.errors import TCULError
 from ..infra.progress import tqdm
 from ..settings.config import Config
-from .image_dataset import ImageCache, ImageDataset, resolve_cache
-from .transforms import build_transforms, normalize_batch
+from .image_dataset import ImageCache, resized_dataset, resolve_cache
+from .transforms import normalize_batch
 
 
 class NonFiniteFeaturesError(TCULError):
@@ -62,7 +62,7 @@ def extract_features(
 
     Runs the model in eval mode under ``torch.inference_mode`` in batches of
     ``cfg.eval_batch_size`` (evaluation transforms: resize + normalise), with
-    ``cfg.num_workers`` loader workers; on CUDA it pins memory, uses channels-last inputs and,
+    ``cfg.num_workers`` loader workers, channels-last inputs; on CUDA it pins memory and,
     when ``cfg.amp``, float16 autocast. The model's train/eval mode is restored afterwards.
     ``image_cache``: an :class:`ImageCache` (of the config's size) reuses decoded images
     across calls; ``None`` decodes each image for this single pass.
@@ -84,8 +84,7 @@ def extract_features(
         cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width,
                               cfg.num_workers)
     cuda = is_cuda(device)
-    dataset = ImageDataset(records, build_transforms(cfg, False, normalize=not cuda),
-                           cache=cache if cache is not None else False, progress=progress)
+    dataset = resized_dataset(records, cfg.height, cfg.width, cache=cache, progress=progress)
     workers = max(0, int(cfg.num_workers))
     loader = DataLoader(
         dataset,
@@ -103,9 +102,7 @@ def extract_features(
         with torch.inference_mode():
             for images, _labels, index in tqdm(loader, desc="features", disable=not progress,
                                                leave=False):
-                images = images.to(device, non_blocking=cuda, memory_format=fmt)
-                if images.dtype == torch.uint8:  # the GPU path: normalised here
-                    images = normalize_batch(images)
+                images = normalize_batch(images.to(device, non_blocking=cuda, memory_format=fmt))
                 with autocast(device, amp):
                     emb = model(images)
                 if isinstance(emb, tuple):

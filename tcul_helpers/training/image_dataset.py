@@ -177,3 +177,20 @@ class ImageDataset(Dataset):
         if isinstance(img, torch.Tensor):
             img = img.as_subclass(torch.Tensor)
         return img, int(self.labels[index]), int(index)
+
+
+def resized_dataset(
+    records: Sequence[ImageRecord],
+    height: int,
+    width: int,
+    labels: Sequence[int] | np.ndarray | None = None,
+    cache: ImageCache | None = None,
+    progress: bool = False,
+) -> ImageDataset:
+    """``records[i] -> (uint8 3 x height x width, label, i)``: the images as a batch is formed
+    from them, before normalisation and augmentation (done per batch, on the device:
+    :mod:`tcul_helpers.training.transforms`). With a ``cache`` every image is decoded and
+    resized once, now; without one, each time it is loaded (in the loader's workers)."""
+    resize = None if cache is not None else v2.Compose([v2.ToImage(), build_resize(height, width)])
+    return ImageDataset(records, resize, labels=labels,
+                        cache=cache if cache is not None else False, progress=progress)

@@ -13,7 +13,8 @@
   being trained (:class:`PseudoLabelClassifier`), thrown away after the step.
 
 Both seed torch, NumPy and the sampler from one seed, so the same seed on a CPU gives the
-same weights; on CUDA they use float16 autocast + GradScaler (``cfg.amp``) and channels-last.
+same weights. Images and weights are channels-last; on CUDA the loops use float16 autocast +
+GradScaler (``cfg.amp``).
 A non-finite loss raises :class:`NonFiniteLossError`; too few samples for one batch raise
 :class:`TooFewSamplesError`; both are :class:`~tcul_helpers.infra.errors.TCULError` subclasses
 that the outer loop can catch (keep the last good checkpoint / warn and skip).
@@ -47,10 +48,10 @@ from ..infra.errors import TCULError
 from ..infra.progress import tqdm
 from ..method.triplet_loss import baseline_loss, batch_hard_triplet_loss
 from ..settings.config import FINETUNE_LOSSES, Config
-from .image_dataset import ImageCache, ImageDataset, resolve_cache
+from .image_dataset import ImageCache, ImageDataset, resized_dataset, resolve_cache
 from .models import ReidNet, build_model, model_to_device
 from .sampler import IdentitySampler, apply_singleton_rule
-from .transforms import build_transforms, normalize_batch
+from .transforms import augment_batch, normalize_batch
 
 
 class NonFiniteLossError(TCULError):
@@ -231,8 +232,12 @@ def _run_epochs(
     stage: str,
     progress: bool,
     log: Callable[[dict], object] | None,
+    seed: int,
 ) -> dict[str, list]:
     """Shared loop: ``epochs`` passes over the P x M batches; returns per-epoch lists.
+
+    Each batch arrives as uint8 images and is normalised and augmented on ``device``
+    (:func:`~tcul_helpers.training.transforms.augment_batch`, its draws seeded by ``seed``).
 
     Under torchrun (:mod:`tcul_helpers.infra.distributed`) the model runs in DDP, the loader
     gives this rank its share of each batch, and the loss is that of the whole gathered
@@ -243,6 +248,7 @@ def _run_epochs(
     cuda = is_cuda(device)
     history: dict[str, list] = {"epoch": [], "loss": [], "images_per_s": [], "seconds": []}
     guard = OverflowGuard(amp, stage)
+    augmentation = make_generator(seed + distributed.rank())  # each rank its own draws
     net = distributed.wrap(model, device)
     scale = distributed.loss_scale()
     model.train()
@@ -256,8 +262,7 @@ def _run_epochs(
             for batch in range(len(sampler)):
                 images, labels, _index = next(batches)
                 images = images.to(device, non_blocking=cuda, memory_format=fmt)
-                if images.dtype == torch.uint8:  # the GPU path: normalised here
-                    images = normalize_batch(images)
+                images = augment_batch(normalize_batch(images), cfg, augmentation)
                 labels = labels.to(device, non_blocking=cuda)
                 with autocast(device, amp):
                     out = net(images)
@@ -331,9 +336,7 @@ def train_source(
                   "use another source dataset (--set source=NAME --set source_root=DIR)")
     seed_everything(seed)
     cache = resolve_cache(image_cache, len(records), cfg.height, cfg.width, cfg.num_workers)
-    dataset = ImageDataset(records, build_transforms(cfg, True, normalize=not is_cuda(device)),
-                           labels=labels, cache=cache if cache is not None else False,
-                           progress=progress)
+    dataset = resized_dataset(records, cfg.height, cfg.width, labels, cache, progress)
     sampler = IdentitySampler(labels, P, M, seed=seed, epoch=cfg.epoch)
     model = build_model(cfg.arch, len(classes), cfg.embedding_dim, cfg.imagenet_init)
     model_to_device(model, device)
@@ -349,7 +352,7 @@ def train_source(
 
     loader = _make_loader(dataset, sampler, cfg, device, seed, cfg.source_epochs)
     history = _run_epochs(model, loader, sampler, optimizer, loss_fn, cfg, device,
-                          cfg.source_epochs, "source training", progress, log)
+                          cfg.source_epochs, "source training", progress, log, seed)
     history["num_classes"] = len(classes)
     history["pids"] = classes.tolist()
     history["batches_per_epoch"] = len(sampler)
@@ -431,9 +434,7 @@ def finetune(
         trained = _WithHead(model, head)
         params += list(head.parameters())
     cache = resolve_cache(image_cache, len(used), cfg.height, cfg.width, cfg.num_workers)
-    dataset = ImageDataset(used, build_transforms(cfg, True, normalize=not is_cuda(device)),
-                           labels=used_labels, cache=cache if cache is not None else False,
-                           progress=progress)
+    dataset = resized_dataset(used, cfg.height, cfg.width, used_labels, cache, progress)
     sampler = IdentitySampler(used_labels, P, M, seed=seed, epoch=cfg.epoch)
     optimizer = torch.optim.SGD(params, lr=cfg.target_lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
@@ -452,7 +453,7 @@ def finetune(
 
     loader = _make_loader(dataset, sampler, cfg, device, seed, cfg.target_epochs)
     hist = _run_epochs(trained, loader, sampler, optimizer, softmax_fn if softmax else triplet_fn,
-                       cfg, device, cfg.target_epochs, "fine-tuning", progress, log)
+                       cfg, device, cfg.target_epochs, "fine-tuning", progress, log, seed)
     model.eval()
     seconds = float(sum(hist["seconds"]))
     batches = len(sampler) * cfg.target_epochs

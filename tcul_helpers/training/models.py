@@ -386,7 +386,7 @@ def checkpoint_bytes(arch: str, embedding_dim: int) -> int:
 
 
 def model_to_device(model: nn.Module, device: torch.device | str) -> nn.Module:
-    """Move ``model`` to ``device``; channels-last memory layout on CUDA."""
+    """Move ``model`` to ``device``, in the kit's memory layout (channels-last)."""
     return model.to(device=torch.device(device), memory_format=memory_format(device))
 
 
