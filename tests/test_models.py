@@ -120,7 +120,8 @@ def test_imagenet_init_from_local_cache_or_offline_error(tmp_path, monkeypatch):
 
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
-    model = build_model("compact", num_classes=4, embedding_dim=12)
+    # on the device and in the layout the kit trains in, as a loaded checkpoint is
+    model = model_to_device(build_model("compact", num_classes=4, embedding_dim=12), "cpu")
     model.train()
     model(torch.randn(8, 3, 32, 16))  # move BN running statistics away from their init
     model.eval()
@@ -170,7 +171,7 @@ def test_bad_checkpoints(tmp_path):
         save_checkpoint(tmp_path / "x.pt", model, {"bad": object()})
 
 
-def test_model_to_device_cpu_keeps_layout():
+def test_model_to_device_cpu_is_channels_last():
     model = model_to_device(build_model("compact", 2, 8), "cpu")
     w = model.trunk[0][0].weight
-    assert w.device.type == "cpu" and w.is_contiguous()
+    assert w.device.type == "cpu" and w.is_contiguous(memory_format=torch.channels_last)
