@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import types
 from pathlib import Path
 
@@ -437,6 +438,39 @@ def test_a_pool_worker_stopped_by_its_pool_ends_quietly():
                           timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
     assert proc.stderr == ""
+
+
+@pytest.mark.parametrize("outcome", ["fails", "succeeds"])
+def test_a_sigterm_after_the_outcome_changes_nothing(monkeypatch, outcome):
+    """Under torchrun, when one rank ends, torchrun sends SIGTERM to the others, perhaps
+    while a rank says its one line or leaves the process group: the line and the exit code
+    stand, with no traceback. The SIGTERM is sent here from inside the leaving."""
+    import signal
+
+    from tcul_helpers.infra import distributed
+    from tcul_helpers.infra.errors import TCULError
+
+    def handler(_args):
+        if outcome == "fails":
+            raise TCULError("another rank of this torchrun run stopped")
+        return 0
+
+    def shutdown_under_sigterm():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # the handler runs between bytecodes, here if it raises at all
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "cmd_config", handler)
+    monkeypatch.setattr(distributed, "shutdown", shutdown_under_sigterm)
+    try:
+        code, _out, err = run("config", "--profile", "smoke")
+    except KeyboardInterrupt:  # what the kit's SIGTERM handler raises
+        pytest.fail("a SIGTERM after the outcome escaped main as an exception")
+    if outcome == "fails":
+        assert_one_line_error(code, err, "another rank of this torchrun run stopped")
+    else:
+        assert (code, err) == (0, "")
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_sigterm_stops_a_run_with_one_line_and_the_same_command_resumes(tmp_path):

@@ -785,10 +785,13 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         _join_ranks(args)
         code = handler(args)
         distributed.settle()  # every rank finished the same command: they leave together
+        _outcome_decided()
         return code
     except TCULError as exc:
+        _outcome_decided()
         return _fail(str(exc))
     except KeyboardInterrupt as exc:
+        _outcome_decided()
         torchrun = distributed.launched()
         who = f"rank {distributed.launch_rank()} " if torchrun else ""
         why = "interrupted"
@@ -798,13 +801,24 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         print(f"{who}{why}: {RESUME} (--fresh starts over)", file=sys.stderr)
         return 130
     except RuntimeError as exc:
+        _outcome_decided()
         reason = distributed.lost_peer(exc)
         if reason is None:
             raise
         return _fail(f"another rank of this torchrun run stopped ({reason}): {RESUME}",
                      every_rank=True)
     finally:
+        _outcome_decided()
         distributed.shutdown()
+
+
+def _outcome_decided() -> None:
+    """The command has its outcome (an exit code, perhaps the one line that says why): from
+    here SIGTERM is ignored until the process ends. Under torchrun it comes when another rank
+    has ended, while this rank says its line or leaves the group, and must not turn the one
+    line into a traceback. ``main`` gives SIGTERM its own handler back on return."""
+    with contextlib.suppress(ValueError):  # outside the main thread: no handler was set
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _commands(parser: argparse.ArgumentParser) -> list[str]:
