@@ -154,6 +154,46 @@ def test_the_demo_computes_its_fig4_grid_and_shares_the_tcul_run(demo):
         assert len(p["n_reliable"]) == cfg.n_iter and p["mAP"] is not None
 
 
+def test_the_lambda_fr_and_k_points_at_the_default_settings_are_one_run(demo, monkeypatch):
+    """lambda_fr at its default and K at its default are both TCUL with the default
+    settings: the sweeps compute that run once and cache it as both points, also when one
+    of the two was cached by an earlier call."""
+    from tcul_helpers.experiment import sweeps
+
+    demo_cfg, root, _, _ = demo
+    cfg = demo_cfg.replace(n_iter=1)
+    full_plan = sweeps.sweep_plan
+
+    def own_values_only(cfg_, target, grid="full"):
+        plan = full_plan(cfg_, target, grid)
+        plan["lambda_fr"]["values"] = [cfg_.lambda_fr]
+        plan["n_clusters"]["values"] = [cfg_.n_clusters]
+        return plan
+
+    monkeypatch.setattr(sweeps, "sweep_plan", own_values_only)
+    out, log = root / "sweeps-own", []
+
+    def computed() -> list[str]:
+        return [x for x in log if x.startswith(("lambda_fr tcul", "n_clusters tcul"))]
+
+    res = run_sweeps(cfg, out, progress=False, only=["lambda_fr", "n_clusters"],
+                     log=log.append, source_dir=root / "demo" / "source")
+    assert len(computed()) == 1
+    lam, k = res["lambda_fr"][0], res["n_clusters"][0]
+    assert (k["sweep"], k["value"], k["same_run_as"]) == ("n_clusters", cfg.n_clusters,
+                                                          "lambda_fr")
+    assert k["mAP"] == lam["mAP"] and k["n_reliable"] == lam["n_reliable"]
+    k_file = sweeps.point_path(out, "n_clusters", "tcul", cfg.n_clusters)
+    assert json.loads(k_file.read_text())["key"] == sweeps.point_key(cfg, "n_clusters",
+                                                                     cfg.n_clusters)
+    k_file.unlink()  # a later call for K alone reads the cached lambda_fr point
+    again = run_sweeps(cfg, out, progress=False, only=["n_clusters"], log=log.append,
+                       source_dir=root / "demo" / "source")
+    assert len(computed()) == 1 and again["n_clusters"][0]["mAP"] == lam["mAP"]
+    assert {name: len(p) for name, p in load_sweeps(out, cfg).items()} == {
+        "lambda_fr": 1, "n_clusters": 1}
+
+
 def test_the_demo_grid_is_part_of_the_full_grid():
     from tcul_helpers.data.records import ReidDataset
 

@@ -14,8 +14,9 @@ recomputed unless its :func:`point_key` differs (other settings, seed or worlds)
 points share one source model, ``pipeline.run_root(cfg)/source``.
 
 The demo computes a part of the lambda_fr and K lists (``grid="demo"``, the paper's Fig. 4
-shape) into the same cache; a point at the default settings is read from the finished run
-with those settings (the demo's TCUL run, :func:`point_from_run`) rather than computed again.
+shape) into the same cache. A point at the default settings is computed once: read from the
+finished run with those settings (the demo's TCUL run, :func:`point_from_run`) when there is
+one, and shared between the lambda_fr and K sweeps, whose default points are the same run.
 """
 
 from __future__ import annotations
@@ -291,31 +292,70 @@ def run_sweeps(
     plan = sweep_plan(cfg, target, grid)
     names = [n for n in names if n in plan]
     model = source_model
+    # per variant, a point already had at cfg's own settings (cached, or computed here): the
+    # point of every other setting sweep at its own value is the same run
+    own = {variant: point for name, spec in plan.items() if _at_own_value(cfg, name)
+           for variant in spec["variants"]
+           if (point := _cached(cfg, out_dir, name, variant, getattr(cfg, name))) is not None}
     results: dict[str, list[dict]] = {}
     for name in names:
         spec = plan[name]
         for value in visit_order(spec["values"], spec["true_value"]):
             for variant in spec["variants"]:
-                path = point_path(out_dir, name, variant, value)
-                cached = read_json_cache(path) if path.exists() else None
-                if cached is not None and cached.get("key") == point_key(cfg, name, value):
-                    results.setdefault(name, []).append({**cached, "cached": True})
-                    continue
-                run_dir = _shared_run(cfg, name, variant, value, shared_runs, target)
-                if run_dir is not None:
-                    results.setdefault(name, []).append(point_from_run(
-                        cfg, name, variant, run_dir, out_dir, target, spec["true_value"]))
-                    continue
-                if model is None:
-                    model = _source(cfg, source_dir, device, progress, log)
-                point = run_point(
-                    cfg, name, variant, value, out_dir, source_model=model,
-                    target=None if name in WORLD_SWEEPS else target,
-                    true_value=spec["true_value"], progress=progress, device=device, log=log,
-                    source_dir=source_dir)
+                point = _cached(cfg, out_dir, name, variant, value)
+                if point is not None:
+                    point = {**point, "cached": True}
+                elif (run_dir := _shared_run(cfg, name, variant, value, shared_runs,
+                                             target)) is not None:
+                    point = point_from_run(cfg, name, variant, run_dir, out_dir, target,
+                                           spec["true_value"])
+                elif _at_own_value(cfg, name, value) and variant in own:
+                    point = _same_run(cfg, own[variant], name, out_dir, spec["true_value"])
+                else:
+                    if model is None:
+                        model = _source(cfg, source_dir, device, progress, log)
+                    point = run_point(
+                        cfg, name, variant, value, out_dir, source_model=model,
+                        target=None if name in WORLD_SWEEPS else target,
+                        true_value=spec["true_value"], progress=progress, device=device,
+                        log=log, source_dir=source_dir)
+                if _at_own_value(cfg, name, value):
+                    own.setdefault(variant, point)
                 results.setdefault(name, []).append(point)
         results[name].sort(key=lambda p: (p.get("variant", ""), p["value"]))
     return results
+
+
+def _cached(cfg: Config, out_dir: Path, sweep: str, variant: str, value: Any) -> dict | None:
+    """The cached point of ``(sweep, variant, value)`` if it was computed with ``cfg``'s
+    settings on its worlds (:func:`point_key`), else None."""
+    path = point_path(out_dir, sweep, variant, value)
+    cached = read_json_cache(path) if path.exists() else None
+    if cached is None or cached.get("key") != point_key(cfg, sweep, value):
+        return None
+    return cached
+
+
+def _at_own_value(cfg: Config, sweep: str, value: Any = None) -> bool:
+    """Whether the point of setting ``sweep`` at ``value`` (default: its own) runs with
+    ``cfg``'s settings unchanged; a world knob's points always change the world."""
+    if sweep in WORLD_SWEEPS or not hasattr(cfg, sweep):
+        return False
+    return value is None or float(value) == float(getattr(cfg, sweep))
+
+
+def _same_run(cfg: Config, point: dict, sweep: str, out_dir: Path,
+              true_value: float | None) -> dict:
+    """``point`` (a run with ``cfg``'s own settings, of another sweep) as the point of
+    ``sweep`` at ``cfg``'s own value, cached as :func:`run_point` caches a point: the same
+    adaptation run, not computed twice."""
+    value = getattr(cfg, sweep)
+    same = {k: v for k, v in point.items() if k != "cached"}
+    same.update(sweep=sweep, param=sweep, value=float(value), true_value=true_value,
+                key=point_key(cfg, sweep, value),
+                same_run_as=point.get("same_run_as", point["sweep"]))
+    write_json(point_path(out_dir, sweep, same["variant"], value), same)
+    return {**same, "cached": False}
 
 
 def default_runs(cfg: Config, runs: str | Path = "runs",
