@@ -94,6 +94,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                  loss=loss.item(), rows=rows, error=np.array(error),
                  decided=np.array(distributed.on_main(lambda: distributed.rank() + 10)),
                  taken=distributed.from_main(np.full(3, rank + 20)))
+        # both ranks are done sending before either leaves: a rank that destroys the gloo
+        # group while the other still sends can abort it (as distributed.settle in the CLI)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
