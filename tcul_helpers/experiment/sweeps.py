@@ -371,9 +371,7 @@ def _shared_run(cfg: Config, sweep: str, variant: str, value: Any,
                 ) -> Path | None:
     """The finished run in ``shared_runs`` that is the point ``(sweep, variant, value)``: one
     at ``cfg``'s own value of a setting (not a world knob), with ``cfg``'s settings."""
-    if not shared_runs or variant not in shared_runs or sweep in WORLD_SWEEPS:
-        return None
-    if float(value) != float(getattr(cfg, sweep)):
+    if not shared_runs or variant not in shared_runs or not _at_own_value(cfg, sweep, value):
         return None
     run_dir = Path(shared_runs[variant])
     return run_dir if run_complete(run_dir, pipeline.variant_config(cfg, variant), target) else None
