@@ -785,8 +785,7 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         _join_ranks(args)
         code = handler(args)
         distributed.settle()  # every rank finished the same command: they leave together
-        _outcome_decided()
-        return code
+        return code  # the outcome is decided in the finally below
     except TCULError as exc:
         _outcome_decided()
         return _fail(str(exc))

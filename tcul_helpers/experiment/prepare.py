@@ -39,18 +39,18 @@ def preparation_steps(cfg: Config, runs: str | Path = "runs", world_sweeps: bool
                                  source_dir=pipeline.source_dir(cfg, runs),
                                  shared_runs=sweeps.default_runs(cfg, runs))
 
-    def demo_step(c: Config, fig4: bool):
+    def demo_step(c: Config, fig4: bool | None):
         def step(progress, log):
             return demo.run_demo(c, demo.default_out(c, runs), progress=progress, device=c.device,
                                  log=log, sweeps_dir=sweeps.default_dir(c, runs), runs=runs,
-                                 fig4=None if fig4 else False)  # None: the demo's own rule
+                                 fig4=fig4)
         return step
 
     names = ", ".join(only)
     steps = [(f"sweeps ({names}), {own_start} start", sweep_step),
              # the other start's demo is read beside this one's: without its own Fig. 4 grid
              (f"demo, {other_start} start", demo_step(other, fig4=False)),
-             (f"demo, {own_start} start", demo_step(cfg, fig4=True))]
+             (f"demo, {own_start} start", demo_step(cfg, fig4=None))]  # the demo's own rule
     if not own:  # a --start other than the profile's: its demo is the one the notebooks skip
         steps[1], steps[2] = steps[2], steps[1]
     return steps

@@ -51,7 +51,7 @@ class ImageCache:
 
     def __init__(self, height: int, width: int) -> None:
         self.size = (int(height), int(width))
-        self._resize = v2.Compose([v2.ToImage(), build_resize(*self.size)])
+        self._resize = build_resize(*self.size)
         self._images: dict[str, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -191,6 +191,6 @@ def resized_dataset(
     from them, before normalisation and augmentation (done per batch, on the device:
     :mod:`tcul_helpers.training.transforms`). With a ``cache`` every image is decoded and
     resized once, now; without one, each time it is loaded (in the loader's workers)."""
-    resize = None if cache is not None else v2.Compose([v2.ToImage(), build_resize(height, width)])
+    resize = None if cache is not None else build_resize(height, width)
     return ImageDataset(records, resize, labels=labels,
                         cache=cache if cache is not None else False, progress=progress)

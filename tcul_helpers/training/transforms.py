@@ -30,16 +30,18 @@ def _check_probability(name: str, p: float) -> float:
     return float(p)
 
 
-def build_resize(height: int, width: int) -> v2.Resize:
-    """The resize step alone (bilinear with antialiasing), as used by :func:`build_transforms`.
+def build_resize(height: int, width: int) -> v2.Compose:
+    """An image (PIL or uint8 ``3 x H x W`` tensor) -> a uint8 tensor resized to
+    ``height x width`` (bilinear with antialiasing): the first step of :func:`build_transforms`.
 
     The image cache of :mod:`tcul_helpers.training.image_dataset` stores images after this step, so
     cached and freshly decoded images go through exactly the same pixels.
     """
     if height < 1 or width < 1:
         raise TCULError(f"bad image size {height}x{width}: use positive height and width")
-    return v2.Resize((int(height), int(width)), interpolation=v2.InterpolationMode.BILINEAR,
-                     antialias=True)
+    return v2.Compose([v2.ToImage(), v2.Resize((int(height), int(width)),
+                                               interpolation=v2.InterpolationMode.BILINEAR,
+                                               antialias=True)])
 
 
 def build_transforms(cfg: Config, normalize: bool = True) -> v2.Compose:
@@ -47,7 +49,7 @@ def build_transforms(cfg: Config, normalize: bool = True) -> v2.Compose:
     and normalised (float32), as one image of a batch goes through :func:`normalize_batch`;
     ``normalize=False`` stops at the resized uint8 tensor (what the training and extraction
     loaders return)."""
-    steps: list = [v2.ToImage(), build_resize(cfg.height, cfg.width)]
+    steps: list = [build_resize(cfg.height, cfg.width)]
     if normalize:
         steps += [
             v2.ToDtype(torch.float32, scale=True),
